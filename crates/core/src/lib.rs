@@ -1,0 +1,7 @@
+//! Vocabulary shared by every Compozy crate.
+
+pub mod readiness;
+pub mod secret;
+
+pub use readiness::{ComponentState, Readiness};
+pub use secret::Secret;
