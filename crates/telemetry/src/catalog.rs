@@ -97,8 +97,16 @@ macro_rules! metric {
 const HTTP_DURATION_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 // --- HTTP server -------------------------------------------------------------------------------
-metric!(HTTP_REQUESTS, "HTTP server", Counter, "http_requests", None, ["method", "path", "status_code"], [],
-    "HTTP requests finished, by method, route template and status sent.");
+metric!(
+    HTTP_REQUESTS,
+    "HTTP server",
+    Counter,
+    "http_requests",
+    None,
+    ["method", "path", "status_code"],
+    [],
+    "HTTP requests finished, by method, route template and status sent."
+);
 pub static HTTP_REQUEST_DURATION: MetricDef = MetricDef {
     name: "http_request_duration",
     namespaced: true,
@@ -109,150 +117,610 @@ pub static HTTP_REQUEST_DURATION: MetricDef = MetricDef {
     buckets: &HTTP_DURATION_BUCKETS,
     section: "HTTP server",
 };
-metric!(HTTP_REQUEST_SIZE, "HTTP server", Histogram, "http_request_size", Bytes, ["method", "path", "status_code"],
+metric!(
+    HTTP_REQUEST_SIZE,
+    "HTTP server",
+    Histogram,
+    "http_request_size",
+    Bytes,
+    ["method", "path", "status_code"],
     [100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8],
-    "Request body bytes actually received (0 for none; chunked bodies counted as they stream).");
-metric!(HTTP_RESPONSE_SIZE, "HTTP server", Histogram, "http_response_size", Bytes, ["method", "path", "status_code"],
+    "Request body bytes actually received (0 for none; chunked bodies counted as they stream)."
+);
+metric!(
+    HTTP_RESPONSE_SIZE,
+    "HTTP server",
+    Histogram,
+    "http_response_size",
+    Bytes,
+    ["method", "path", "status_code"],
     [100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8],
-    "Response body bytes actually sent, streamed bodies included.");
-metric!(HTTP_REQUESTS_IN_FLIGHT, "HTTP server", Gauge, "http_requests_in_flight", None, ["method"], [],
-    "Requests accepted and not yet finished.");
+    "Response body bytes actually sent, streamed bodies included."
+);
+metric!(
+    HTTP_REQUESTS_IN_FLIGHT,
+    "HTTP server",
+    Gauge,
+    "http_requests_in_flight",
+    None,
+    ["method"],
+    [],
+    "Requests accepted and not yet finished."
+);
 
 // --- Database pools ------------------------------------------------------------------------------
-metric!(POSTGRES_CONNECTIONS_OPEN, "Database pools", Gauge, "postgres_connections_open", None, [], [],
-    "Postgres connections open (in use + idle).");
-metric!(POSTGRES_CONNECTIONS_IN_USE, "Database pools", Gauge, "postgres_connections_in_use", None, [], [],
-    "Postgres connections checked out of the pool.");
-metric!(POSTGRES_CONNECTIONS_IDLE, "Database pools", Gauge, "postgres_connections_idle", None, [], [],
-    "Idle Postgres connections in the pool.");
-metric!(POSTGRES_MAX_OPEN_CONNECTIONS, "Database pools", Gauge, "postgres_max_open_connections", None, [], [],
-    "Configured maximum size of the Postgres pool.");
-metric!(POSTGRES_CONNECTION_WAIT_DURATION, "Database pools", Histogram, "postgres_connection_wait_duration", Seconds, [],
+metric!(
+    POSTGRES_CONNECTIONS_OPEN,
+    "Database pools",
+    Gauge,
+    "postgres_connections_open",
+    None,
+    [],
+    [],
+    "Postgres connections open (in use + idle)."
+);
+metric!(
+    POSTGRES_CONNECTIONS_IN_USE,
+    "Database pools",
+    Gauge,
+    "postgres_connections_in_use",
+    None,
+    [],
+    [],
+    "Postgres connections checked out of the pool."
+);
+metric!(
+    POSTGRES_CONNECTIONS_IDLE,
+    "Database pools",
+    Gauge,
+    "postgres_connections_idle",
+    None,
+    [],
+    [],
+    "Idle Postgres connections in the pool."
+);
+metric!(
+    POSTGRES_MAX_OPEN_CONNECTIONS,
+    "Database pools",
+    Gauge,
+    "postgres_max_open_connections",
+    None,
+    [],
+    [],
+    "Configured maximum size of the Postgres pool."
+);
+metric!(
+    POSTGRES_CONNECTION_WAIT_DURATION,
+    "Database pools",
+    Histogram,
+    "postgres_connection_wait_duration",
+    Seconds,
+    [],
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
-    "Time to acquire a Postgres connection, recorded on every acquire, successful or not.");
-metric!(POSTGRES_CONNECTION_TIMEOUTS, "Database pools", Counter, "postgres_connection_timeouts", None, [], [],
-    "Postgres connection acquires that timed out.");
-metric!(SQLITE_CONNECTIONS_OPEN, "Database pools", Gauge, "sqlite_connections_open", None, [], [],
-    "Embedded SQLite connections open (in use + idle).");
-metric!(SQLITE_CONNECTIONS_IN_USE, "Database pools", Gauge, "sqlite_connections_in_use", None, [], [],
-    "Embedded SQLite connections checked out of the pool.");
-metric!(SQLITE_CONNECTIONS_IDLE, "Database pools", Gauge, "sqlite_connections_idle", None, [], [],
-    "Idle embedded SQLite connections in the pool.");
-metric!(SQLITE_MAX_OPEN_CONNECTIONS, "Database pools", Gauge, "sqlite_max_open_connections", None, [], [],
-    "Configured maximum size of the embedded SQLite pool.");
-metric!(SQLITE_CONNECTION_WAIT_DURATION, "Database pools", Histogram, "sqlite_connection_wait_duration", Seconds, [],
+    "Time to acquire a Postgres connection, recorded on every acquire, successful or not."
+);
+metric!(
+    POSTGRES_CONNECTION_TIMEOUTS,
+    "Database pools",
+    Counter,
+    "postgres_connection_timeouts",
+    None,
+    [],
+    [],
+    "Postgres connection acquires that timed out."
+);
+metric!(
+    SQLITE_CONNECTIONS_OPEN,
+    "Database pools",
+    Gauge,
+    "sqlite_connections_open",
+    None,
+    [],
+    [],
+    "Embedded SQLite connections open (in use + idle)."
+);
+metric!(
+    SQLITE_CONNECTIONS_IN_USE,
+    "Database pools",
+    Gauge,
+    "sqlite_connections_in_use",
+    None,
+    [],
+    [],
+    "Embedded SQLite connections checked out of the pool."
+);
+metric!(
+    SQLITE_CONNECTIONS_IDLE,
+    "Database pools",
+    Gauge,
+    "sqlite_connections_idle",
+    None,
+    [],
+    [],
+    "Idle embedded SQLite connections in the pool."
+);
+metric!(
+    SQLITE_MAX_OPEN_CONNECTIONS,
+    "Database pools",
+    Gauge,
+    "sqlite_max_open_connections",
+    None,
+    [],
+    [],
+    "Configured maximum size of the embedded SQLite pool."
+);
+metric!(
+    SQLITE_CONNECTION_WAIT_DURATION,
+    "Database pools",
+    Histogram,
+    "sqlite_connection_wait_duration",
+    Seconds,
+    [],
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
-    "Time to acquire an embedded SQLite connection, recorded on every acquire, successful or not.");
-metric!(SQLITE_CONNECTION_TIMEOUTS, "Database pools", Counter, "sqlite_connection_timeouts", None, [], [],
-    "Embedded SQLite connection acquires that timed out.");
-metric!(REDIS_POOL_SIZE, "Database pools", Gauge, "redis_pool_size", None, [], [],
-    "Configured maximum size of the Redis pool.");
-metric!(REDIS_POOL_TOTAL_CONNS, "Database pools", Gauge, "redis_pool_total_conns", None, [], [],
-    "Redis connections open now.");
-metric!(REDIS_POOL_IDLE_CONNS, "Database pools", Gauge, "redis_pool_idle_conns", None, [], [],
-    "Idle Redis connections now.");
-metric!(REDIS_POOL_HITS, "Database pools", Counter, "redis_pool_hits", None, [], [],
-    "Redis pool gets served by an existing idle connection.");
-metric!(REDIS_POOL_MISSES, "Database pools", Counter, "redis_pool_misses", None, [], [],
-    "Redis pool gets that had to open a new connection.");
-metric!(REDIS_POOL_TIMEOUTS, "Database pools", Counter, "redis_pool_timeouts", None, [], [],
-    "Redis pool gets that timed out waiting for a connection.");
-metric!(REDIS_POOL_STALE_CONNS, "Database pools", Counter, "redis_pool_stale_conns", None, [], [],
-    "Redis connections closed as broken, expired or idle-timed-out.");
+    "Time to acquire an embedded SQLite connection, recorded on every acquire, successful or not."
+);
+metric!(
+    SQLITE_CONNECTION_TIMEOUTS,
+    "Database pools",
+    Counter,
+    "sqlite_connection_timeouts",
+    None,
+    [],
+    [],
+    "Embedded SQLite connection acquires that timed out."
+);
+metric!(
+    REDIS_POOL_SIZE,
+    "Database pools",
+    Gauge,
+    "redis_pool_size",
+    None,
+    [],
+    [],
+    "Configured maximum size of the Redis pool."
+);
+metric!(
+    REDIS_POOL_TOTAL_CONNS,
+    "Database pools",
+    Gauge,
+    "redis_pool_total_conns",
+    None,
+    [],
+    [],
+    "Redis connections open now."
+);
+metric!(
+    REDIS_POOL_IDLE_CONNS,
+    "Database pools",
+    Gauge,
+    "redis_pool_idle_conns",
+    None,
+    [],
+    [],
+    "Idle Redis connections now."
+);
+metric!(
+    REDIS_POOL_HITS,
+    "Database pools",
+    Counter,
+    "redis_pool_hits",
+    None,
+    [],
+    [],
+    "Redis pool gets served by an existing idle connection."
+);
+metric!(
+    REDIS_POOL_MISSES,
+    "Database pools",
+    Counter,
+    "redis_pool_misses",
+    None,
+    [],
+    [],
+    "Redis pool gets that had to open a new connection."
+);
+metric!(
+    REDIS_POOL_TIMEOUTS,
+    "Database pools",
+    Counter,
+    "redis_pool_timeouts",
+    None,
+    [],
+    [],
+    "Redis pool gets that timed out waiting for a connection."
+);
+metric!(
+    REDIS_POOL_STALE_CONNS,
+    "Database pools",
+    Counter,
+    "redis_pool_stale_conns",
+    None,
+    [],
+    [],
+    "Redis connections closed as broken, expired or idle-timed-out."
+);
 
 // --- Authentication ---------------------------------------------------------------------------------
-metric!(AUTH_ATTEMPTS, "Authentication", Counter, "auth_attempts", None, ["outcome", "reason", "method"], [],
-    "Authentication decisions on routes that require auth, by outcome, failure reason and method.");
-metric!(AUTH_TOKEN_AGE, "Authentication", Histogram, "auth_token_age", Seconds, ["method"],
+metric!(
+    AUTH_ATTEMPTS,
+    "Authentication",
+    Counter,
+    "auth_attempts",
+    None,
+    ["outcome", "reason", "method"],
+    [],
+    "Authentication decisions on routes that require auth, by outcome, failure reason and method."
+);
+metric!(
+    AUTH_TOKEN_AGE,
+    "Authentication",
+    Histogram,
+    "auth_token_age",
+    Seconds,
+    ["method"],
     [60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400],
-    "Age of the credential at use: JWT now - iat; API key now - creation.");
-metric!(AUTH_RATE_LIMIT_HITS, "Authentication", Counter, "auth_rate_limit_hits", None, ["ip_address", "user_id"], [],
-    "Requests refused by rate limiting, by masked client address and user (cardinality-guarded).");
-metric!(RATE_LIMIT_BLOCKS, "Authentication", Counter, "rate_limit_blocks", None, ["path", "key_type"], [],
-    "Requests refused by rate limiting, by route template and the kind of key limited.");
-metric!(AUTH_DURATION, "Authentication", Histogram, "auth_duration", Seconds, ["method", "outcome"],
+    "Age of the credential at use: JWT now - iat; API key now - creation."
+);
+metric!(
+    AUTH_RATE_LIMIT_HITS,
+    "Authentication",
+    Counter,
+    "auth_rate_limit_hits",
+    None,
+    ["ip_address", "user_id"],
+    [],
+    "Requests refused by rate limiting, by masked client address and user (cardinality-guarded)."
+);
+metric!(
+    RATE_LIMIT_BLOCKS,
+    "Authentication",
+    Counter,
+    "rate_limit_blocks",
+    None,
+    ["path", "key_type"],
+    [],
+    "Requests refused by rate limiting, by route template and the kind of key limited."
+);
+metric!(
+    AUTH_DURATION,
+    "Authentication",
+    Histogram,
+    "auth_duration",
+    Seconds,
+    ["method", "outcome"],
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    "Time spent authenticating a request.");
+    "Time spent authenticating a request."
+);
 
 // --- Webhooks ---------------------------------------------------------------------------------------
-metric!(WEBHOOK_PAYLOAD_SIZE, "Webhooks", Histogram, "webhook_payload_size", Bytes, ["event_type", "source"],
+metric!(
+    WEBHOOK_PAYLOAD_SIZE,
+    "Webhooks",
+    Histogram,
+    "webhook_payload_size",
+    Bytes,
+    ["event_type", "source"],
     [100, 1e3, 1e4, 1e5, 1e6],
-    "Size of webhook payloads received.");
-metric!(WEBHOOK_PROCESSING_DURATION, "Webhooks", Histogram, "webhook_processing_duration", Seconds, ["event_type", "outcome"],
+    "Size of webhook payloads received."
+);
+metric!(
+    WEBHOOK_PROCESSING_DURATION,
+    "Webhooks",
+    Histogram,
+    "webhook_processing_duration",
+    Seconds,
+    ["event_type", "outcome"],
     [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
-    "Whole webhook delivery, from receipt to response.");
-metric!(WEBHOOK_EVENTS, "Webhooks", Counter, "webhook_events", None, ["event_type", "outcome"], [],
-    "Webhook deliveries by matched event and outcome.");
-metric!(WEBHOOK_QUEUE_DEPTH, "Webhooks", Gauge, "webhook_queue_depth", None, [], [],
-    "Webhook deliveries received and not yet finished in this process.");
-metric!(WEBHOOK_DELIVERIES, "Webhooks", Counter, "webhook_deliveries", None, ["source", "result"], [],
-    "Webhook deliveries by why they ended as they did.");
-metric!(WEBHOOK_VERIFY_DURATION, "Webhooks", Histogram, "webhook_verify_duration", Seconds, ["source"],
+    "Whole webhook delivery, from receipt to response."
+);
+metric!(
+    WEBHOOK_EVENTS,
+    "Webhooks",
+    Counter,
+    "webhook_events",
+    None,
+    ["event_type", "outcome"],
+    [],
+    "Webhook deliveries by matched event and outcome."
+);
+metric!(
+    WEBHOOK_QUEUE_DEPTH,
+    "Webhooks",
+    Gauge,
+    "webhook_queue_depth",
+    None,
+    [],
+    [],
+    "Webhook deliveries received and not yet finished in this process."
+);
+metric!(
+    WEBHOOK_DELIVERIES,
+    "Webhooks",
+    Counter,
+    "webhook_deliveries",
+    None,
+    ["source", "result"],
+    [],
+    "Webhook deliveries by why they ended as they did."
+);
+metric!(
+    WEBHOOK_VERIFY_DURATION,
+    "Webhooks",
+    Histogram,
+    "webhook_verify_duration",
+    Seconds,
+    ["source"],
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
-    "Webhook signature verification time.");
+    "Webhook signature verification time."
+);
 
 // --- Autoload ---------------------------------------------------------------------------------------
-metric!(AUTOLOAD_DURATION, "Autoload", Histogram, "autoload_duration", Seconds, ["project"],
+metric!(
+    AUTOLOAD_DURATION,
+    "Autoload",
+    Histogram,
+    "autoload_duration",
+    Seconds,
+    ["project"],
     [0.1, 0.5, 1, 2, 5, 10, 30],
-    "Time to load or reload the project's resources.");
-metric!(AUTOLOAD_FILES_PROCESSED, "Autoload", Counter, "autoload_files_processed", None, ["project", "outcome"], [],
-    "Resource files processed by autoload.");
-metric!(AUTOLOAD_CONFIGS_LOADED, "Autoload", Counter, "autoload_configs_loaded", None, ["project", "type"], [],
-    "Resources loaded, by resource type.");
-metric!(AUTOLOAD_ERRORS, "Autoload", Counter, "autoload_errors", None, ["project", "error_type"], [],
-    "Autoload errors by category.");
-metric!(AUTOLOAD_LAST_RELOAD_SUCCESSFUL, "Autoload", Gauge, "autoload_last_reload_successful", None, ["project"], [],
-    "1 when the last load or reload succeeded, else 0.");
-metric!(AUTOLOAD_LAST_RELOAD_SUCCESS_TIMESTAMP, "Autoload", Gauge, "autoload_last_reload_success_timestamp", Seconds, ["project"], [],
-    "Unix time of the last successful load or reload.");
+    "Time to load or reload the project's resources."
+);
+metric!(
+    AUTOLOAD_FILES_PROCESSED,
+    "Autoload",
+    Counter,
+    "autoload_files_processed",
+    None,
+    ["project", "outcome"],
+    [],
+    "Resource files processed by autoload."
+);
+metric!(
+    AUTOLOAD_CONFIGS_LOADED,
+    "Autoload",
+    Counter,
+    "autoload_configs_loaded",
+    None,
+    ["project", "type"],
+    [],
+    "Resources loaded, by resource type."
+);
+metric!(
+    AUTOLOAD_ERRORS,
+    "Autoload",
+    Counter,
+    "autoload_errors",
+    None,
+    ["project", "error_type"],
+    [],
+    "Autoload errors by category."
+);
+metric!(
+    AUTOLOAD_LAST_RELOAD_SUCCESSFUL,
+    "Autoload",
+    Gauge,
+    "autoload_last_reload_successful",
+    None,
+    ["project"],
+    [],
+    "1 when the last load or reload succeeded, else 0."
+);
+metric!(
+    AUTOLOAD_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    "Autoload",
+    Gauge,
+    "autoload_last_reload_success_timestamp",
+    Seconds,
+    ["project"],
+    [],
+    "Unix time of the last successful load or reload."
+);
 
 // --- Workers ----------------------------------------------------------------------------------------
-metric!(WORKER_ACTIVITIES_EXECUTING, "Workers", Gauge, "worker_activities_executing", None, [], [],
-    "Activities running in this process.");
-metric!(WORKER_WORKFLOWS_EXECUTING, "Workers", Gauge, "worker_workflows_executing", None, [], [],
-    "Workflow runs being advanced in this process.");
-metric!(WORKER_MAX_CONCURRENT_ACTIVITIES, "Workers", Gauge, "worker_max_concurrent_activities", None, [], [],
-    "Configured activity slots of this process.");
-metric!(WORKER_MAX_CONCURRENT_WORKFLOWS, "Workers", Gauge, "worker_max_concurrent_workflows", None, [], [],
-    "Configured workflow slots of this process.");
-metric!(WORKER_UTILIZATION, "Workers", Gauge, "worker_utilization", Ratio, ["worker_type"], [],
-    "Executing divided by slots, 0 to 1.");
-metric!(WORKER_TASK_QUEUE_DEPTH, "Workers", Gauge, "worker_task_queue_depth", None, ["queue_name"], [],
-    "Tasks ready to run and not yet claimed, cluster-wide.");
-metric!(WORKER_TASK_QUEUE_OLDEST_AGE, "Workers", Gauge, "worker_task_queue_oldest_age", Seconds, ["queue_name"], [],
-    "Age of the oldest ready task, 0 if none.");
-metric!(WORKER_ACTIVITY_DURATION, "Workers", Histogram, "worker_activity_duration", Seconds, ["activity_type", "outcome"],
+metric!(
+    WORKER_ACTIVITIES_EXECUTING,
+    "Workers",
+    Gauge,
+    "worker_activities_executing",
+    None,
+    [],
+    [],
+    "Activities running in this process."
+);
+metric!(
+    WORKER_WORKFLOWS_EXECUTING,
+    "Workers",
+    Gauge,
+    "worker_workflows_executing",
+    None,
+    [],
+    [],
+    "Workflow runs being advanced in this process."
+);
+metric!(
+    WORKER_MAX_CONCURRENT_ACTIVITIES,
+    "Workers",
+    Gauge,
+    "worker_max_concurrent_activities",
+    None,
+    [],
+    [],
+    "Configured activity slots of this process."
+);
+metric!(
+    WORKER_MAX_CONCURRENT_WORKFLOWS,
+    "Workers",
+    Gauge,
+    "worker_max_concurrent_workflows",
+    None,
+    [],
+    [],
+    "Configured workflow slots of this process."
+);
+metric!(
+    WORKER_UTILIZATION,
+    "Workers",
+    Gauge,
+    "worker_utilization",
+    Ratio,
+    ["worker_type"],
+    [],
+    "Executing divided by slots, 0 to 1."
+);
+metric!(
+    WORKER_TASK_QUEUE_DEPTH,
+    "Workers",
+    Gauge,
+    "worker_task_queue_depth",
+    None,
+    ["queue_name"],
+    [],
+    "Tasks ready to run and not yet claimed, cluster-wide."
+);
+metric!(
+    WORKER_TASK_QUEUE_OLDEST_AGE,
+    "Workers",
+    Gauge,
+    "worker_task_queue_oldest_age",
+    Seconds,
+    ["queue_name"],
+    [],
+    "Age of the oldest ready task, 0 if none."
+);
+metric!(
+    WORKER_ACTIVITY_DURATION,
+    "Workers",
+    Histogram,
+    "worker_activity_duration",
+    Seconds,
+    ["activity_type", "outcome"],
     [0.1, 0.5, 1, 5, 10, 30, 60, 300],
-    "Activity attempt duration by task kind and outcome.");
-metric!(WORKER_SCHEDULE_TO_START, "Workers", Histogram, "worker_schedule_to_start", Seconds, ["queue_name"],
+    "Activity attempt duration by task kind and outcome."
+);
+metric!(
+    WORKER_SCHEDULE_TO_START,
+    "Workers",
+    Histogram,
+    "worker_schedule_to_start",
+    Seconds,
+    ["queue_name"],
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    "Time from a task becoming ready until a worker claimed it.");
-metric!(WORKER_TASK_RETRIES, "Workers", Counter, "worker_task_retries", None, ["activity_type"], [],
-    "Attempts scheduled again after a failure.");
-metric!(WORKER_TASKS_DEAD, "Workers", Counter, "worker_tasks_dead", None, ["queue_name"], [],
-    "Tasks that exhausted their attempts.");
+    "Time from a task becoming ready until a worker claimed it."
+);
+metric!(
+    WORKER_TASK_RETRIES,
+    "Workers",
+    Counter,
+    "worker_task_retries",
+    None,
+    ["activity_type"],
+    [],
+    "Attempts scheduled again after a failure."
+);
+metric!(
+    WORKER_TASKS_DEAD,
+    "Workers",
+    Counter,
+    "worker_tasks_dead",
+    None,
+    ["queue_name"],
+    [],
+    "Tasks that exhausted their attempts."
+);
 
 // --- Dispatcher health --------------------------------------------------------------------------------
-metric!(DISPATCHER_HEALTH_STATUS, "Dispatcher health", Gauge, "dispatcher_health_status", None, [], [],
-    "1 when this process's dispatcher heartbeat is fresh, else 0.");
-metric!(DISPATCHER_HEARTBEAT_AGE, "Dispatcher health", Gauge, "dispatcher_heartbeat_age", Seconds, [], [],
-    "Seconds since this process's last successful dispatcher heartbeat.");
-metric!(DISPATCHER_CONSECUTIVE_FAILURES, "Dispatcher health", Gauge, "dispatcher_consecutive_failures", None, [], [],
-    "Failed dispatcher heartbeat attempts in a row.");
-metric!(DISPATCHERS_ACTIVE, "Dispatcher health", Gauge, "dispatchers_active", None, [], [],
-    "Dispatchers with a fresh heartbeat, cluster-wide.");
-metric!(DISPATCHERS_STALE, "Dispatcher health", Gauge, "dispatchers_stale", None, [], [],
-    "Dispatchers whose heartbeat is older than the stale threshold, cluster-wide.");
+metric!(
+    DISPATCHER_HEALTH_STATUS,
+    "Dispatcher health",
+    Gauge,
+    "dispatcher_health_status",
+    None,
+    [],
+    [],
+    "1 when this process's dispatcher heartbeat is fresh, else 0."
+);
+metric!(
+    DISPATCHER_HEARTBEAT_AGE,
+    "Dispatcher health",
+    Gauge,
+    "dispatcher_heartbeat_age",
+    Seconds,
+    [],
+    [],
+    "Seconds since this process's last successful dispatcher heartbeat."
+);
+metric!(
+    DISPATCHER_CONSECUTIVE_FAILURES,
+    "Dispatcher health",
+    Gauge,
+    "dispatcher_consecutive_failures",
+    None,
+    [],
+    [],
+    "Failed dispatcher heartbeat attempts in a row."
+);
+metric!(
+    DISPATCHERS_ACTIVE,
+    "Dispatcher health",
+    Gauge,
+    "dispatchers_active",
+    None,
+    [],
+    [],
+    "Dispatchers with a fresh heartbeat, cluster-wide."
+);
+metric!(
+    DISPATCHERS_STALE,
+    "Dispatcher health",
+    Gauge,
+    "dispatchers_stale",
+    None,
+    [],
+    [],
+    "Dispatchers whose heartbeat is older than the stale threshold, cluster-wide."
+);
 
 // --- Process and meta ---------------------------------------------------------------------------------
-metric!(BUILD_INFO, "Process and meta", Gauge, "build_info", None, ["version", "commit", "rustc"], [],
-    "Build information; the value is always 1.");
-metric!(SERVER_READY, "Process and meta", Gauge, "server_ready", None, [], [],
-    "1 when /readyz would answer 200, else 0.");
-metric!(SYSTEM_UPTIME, "Process and meta", Gauge, "system_uptime", Seconds, [], [],
-    "Seconds since the process started.");
-metric!(METRICS_OVERFLOW, "Process and meta", Counter, "metrics_overflow", None, ["metric"], [],
-    "Lookups of a new label set refused by the cardinality guard and folded into the family's __overflow__ series.");
+metric!(
+    BUILD_INFO,
+    "Process and meta",
+    Gauge,
+    "build_info",
+    None,
+    ["version", "commit", "rustc"],
+    [],
+    "Build information; the value is always 1."
+);
+metric!(
+    SERVER_READY,
+    "Process and meta",
+    Gauge,
+    "server_ready",
+    None,
+    [],
+    [],
+    "1 when /readyz would answer 200, else 0."
+);
+metric!(
+    SYSTEM_UPTIME,
+    "Process and meta",
+    Gauge,
+    "system_uptime",
+    Seconds,
+    [],
+    [],
+    "Seconds since the process started."
+);
+metric!(
+    METRICS_OVERFLOW,
+    "Process and meta",
+    Counter,
+    "metrics_overflow",
+    None,
+    ["metric"],
+    [],
+    "Lookups of a new label set refused by the cardinality guard and folded into the family's __overflow__ series."
+);
 
 macro_rules! process_metric {
     ($id:ident, $kind:ident, $name:literal, $unit:ident, $help:literal) => {
@@ -271,27 +739,79 @@ macro_rules! process_metric {
 process_metric!(PROCESS_CPU, Counter, "process_cpu", Seconds, "Total user and system CPU time spent.");
 process_metric!(PROCESS_RESIDENT_MEMORY, Gauge, "process_resident_memory", Bytes, "Resident memory size.");
 process_metric!(PROCESS_OPEN_FDS, Gauge, "process_open_fds", None, "Number of open file descriptors.");
-process_metric!(PROCESS_START_TIME, Gauge, "process_start_time", Seconds, "Start time of the process since the Unix epoch.");
+process_metric!(
+    PROCESS_START_TIME,
+    Gauge,
+    "process_start_time",
+    Seconds,
+    "Start time of the process since the Unix epoch."
+);
 
 /// Every catalog entry, in documentation order.
 pub static CATALOG: &[&MetricDef] = &[
-    &HTTP_REQUESTS, &HTTP_REQUEST_DURATION, &HTTP_REQUEST_SIZE, &HTTP_RESPONSE_SIZE, &HTTP_REQUESTS_IN_FLIGHT,
-    &POSTGRES_CONNECTIONS_OPEN, &POSTGRES_CONNECTIONS_IN_USE, &POSTGRES_CONNECTIONS_IDLE, &POSTGRES_MAX_OPEN_CONNECTIONS,
-    &POSTGRES_CONNECTION_WAIT_DURATION, &POSTGRES_CONNECTION_TIMEOUTS,
-    &SQLITE_CONNECTIONS_OPEN, &SQLITE_CONNECTIONS_IN_USE, &SQLITE_CONNECTIONS_IDLE, &SQLITE_MAX_OPEN_CONNECTIONS,
-    &SQLITE_CONNECTION_WAIT_DURATION, &SQLITE_CONNECTION_TIMEOUTS,
-    &REDIS_POOL_SIZE, &REDIS_POOL_TOTAL_CONNS, &REDIS_POOL_IDLE_CONNS, &REDIS_POOL_HITS, &REDIS_POOL_MISSES,
-    &REDIS_POOL_TIMEOUTS, &REDIS_POOL_STALE_CONNS,
-    &AUTH_ATTEMPTS, &AUTH_TOKEN_AGE, &AUTH_RATE_LIMIT_HITS, &RATE_LIMIT_BLOCKS, &AUTH_DURATION,
-    &WEBHOOK_PAYLOAD_SIZE, &WEBHOOK_PROCESSING_DURATION, &WEBHOOK_EVENTS, &WEBHOOK_QUEUE_DEPTH, &WEBHOOK_DELIVERIES,
+    &HTTP_REQUESTS,
+    &HTTP_REQUEST_DURATION,
+    &HTTP_REQUEST_SIZE,
+    &HTTP_RESPONSE_SIZE,
+    &HTTP_REQUESTS_IN_FLIGHT,
+    &POSTGRES_CONNECTIONS_OPEN,
+    &POSTGRES_CONNECTIONS_IN_USE,
+    &POSTGRES_CONNECTIONS_IDLE,
+    &POSTGRES_MAX_OPEN_CONNECTIONS,
+    &POSTGRES_CONNECTION_WAIT_DURATION,
+    &POSTGRES_CONNECTION_TIMEOUTS,
+    &SQLITE_CONNECTIONS_OPEN,
+    &SQLITE_CONNECTIONS_IN_USE,
+    &SQLITE_CONNECTIONS_IDLE,
+    &SQLITE_MAX_OPEN_CONNECTIONS,
+    &SQLITE_CONNECTION_WAIT_DURATION,
+    &SQLITE_CONNECTION_TIMEOUTS,
+    &REDIS_POOL_SIZE,
+    &REDIS_POOL_TOTAL_CONNS,
+    &REDIS_POOL_IDLE_CONNS,
+    &REDIS_POOL_HITS,
+    &REDIS_POOL_MISSES,
+    &REDIS_POOL_TIMEOUTS,
+    &REDIS_POOL_STALE_CONNS,
+    &AUTH_ATTEMPTS,
+    &AUTH_TOKEN_AGE,
+    &AUTH_RATE_LIMIT_HITS,
+    &RATE_LIMIT_BLOCKS,
+    &AUTH_DURATION,
+    &WEBHOOK_PAYLOAD_SIZE,
+    &WEBHOOK_PROCESSING_DURATION,
+    &WEBHOOK_EVENTS,
+    &WEBHOOK_QUEUE_DEPTH,
+    &WEBHOOK_DELIVERIES,
     &WEBHOOK_VERIFY_DURATION,
-    &AUTOLOAD_DURATION, &AUTOLOAD_FILES_PROCESSED, &AUTOLOAD_CONFIGS_LOADED, &AUTOLOAD_ERRORS,
-    &AUTOLOAD_LAST_RELOAD_SUCCESSFUL, &AUTOLOAD_LAST_RELOAD_SUCCESS_TIMESTAMP,
-    &WORKER_ACTIVITIES_EXECUTING, &WORKER_WORKFLOWS_EXECUTING, &WORKER_MAX_CONCURRENT_ACTIVITIES,
-    &WORKER_MAX_CONCURRENT_WORKFLOWS, &WORKER_UTILIZATION, &WORKER_TASK_QUEUE_DEPTH, &WORKER_TASK_QUEUE_OLDEST_AGE,
-    &WORKER_ACTIVITY_DURATION, &WORKER_SCHEDULE_TO_START, &WORKER_TASK_RETRIES, &WORKER_TASKS_DEAD,
-    &DISPATCHER_HEALTH_STATUS, &DISPATCHER_HEARTBEAT_AGE, &DISPATCHER_CONSECUTIVE_FAILURES, &DISPATCHERS_ACTIVE,
+    &AUTOLOAD_DURATION,
+    &AUTOLOAD_FILES_PROCESSED,
+    &AUTOLOAD_CONFIGS_LOADED,
+    &AUTOLOAD_ERRORS,
+    &AUTOLOAD_LAST_RELOAD_SUCCESSFUL,
+    &AUTOLOAD_LAST_RELOAD_SUCCESS_TIMESTAMP,
+    &WORKER_ACTIVITIES_EXECUTING,
+    &WORKER_WORKFLOWS_EXECUTING,
+    &WORKER_MAX_CONCURRENT_ACTIVITIES,
+    &WORKER_MAX_CONCURRENT_WORKFLOWS,
+    &WORKER_UTILIZATION,
+    &WORKER_TASK_QUEUE_DEPTH,
+    &WORKER_TASK_QUEUE_OLDEST_AGE,
+    &WORKER_ACTIVITY_DURATION,
+    &WORKER_SCHEDULE_TO_START,
+    &WORKER_TASK_RETRIES,
+    &WORKER_TASKS_DEAD,
+    &DISPATCHER_HEALTH_STATUS,
+    &DISPATCHER_HEARTBEAT_AGE,
+    &DISPATCHER_CONSECUTIVE_FAILURES,
+    &DISPATCHERS_ACTIVE,
     &DISPATCHERS_STALE,
-    &BUILD_INFO, &SERVER_READY, &SYSTEM_UPTIME, &METRICS_OVERFLOW,
-    &PROCESS_CPU, &PROCESS_RESIDENT_MEMORY, &PROCESS_OPEN_FDS, &PROCESS_START_TIME,
+    &BUILD_INFO,
+    &SERVER_READY,
+    &SYSTEM_UPTIME,
+    &METRICS_OVERFLOW,
+    &PROCESS_CPU,
+    &PROCESS_RESIDENT_MEMORY,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_START_TIME,
 ];

@@ -37,7 +37,8 @@ beyond the cap are folded into one series whose labels read `__overflow__`, coun
     for def in CATALOG {
         if def.section != section {
             section = def.section;
-            let _ = write!(out, "\n## {section}\n\n| name | type | labels | buckets | meaning |\n|---|---|---|---|---|\n");
+            let _ =
+                write!(out, "\n## {section}\n\n| name | type | labels | buckets | meaning |\n|---|---|---|---|---|\n");
         }
         let labels = if def.labels.is_empty() { "–".to_string() } else { def.labels.join(", ") };
         let buckets = if def.buckets.is_empty() {

@@ -33,9 +33,8 @@ impl Format {
             if !params.next().is_some_and(|m| m.eq_ignore_ascii_case("application/openmetrics-text")) {
                 continue;
             }
-            let refused = params.any(|p| {
-                p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
-            });
+            let refused =
+                params.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
             if !refused {
                 return Format::OpenMetrics;
             }

@@ -27,7 +27,11 @@ pub enum Sample<'a> {
     Counter(u64),
     Gauge(f64),
     /// Non-cumulative bucket counts (+Inf last) with their sum and total count.
-    Histogram { sum: f64, count: u64, buckets: &'a [u64] },
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: &'a [u64],
+    },
 }
 
 /// An instrument that a family can hold.

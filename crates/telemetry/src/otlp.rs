@@ -86,11 +86,9 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
             }
         });
         let data = match def.kind {
-            Kind::Counter => metric::Data::Sum(Sum {
-                data_points: numbers,
-                aggregation_temporality: cumulative,
-                is_monotonic: true,
-            }),
+            Kind::Counter => {
+                metric::Data::Sum(Sum { data_points: numbers, aggregation_temporality: cumulative, is_monotonic: true })
+            }
             Kind::Gauge => metric::Data::Gauge(Gauge { data_points: numbers }),
             Kind::Histogram => {
                 metric::Data::Histogram(Histogram { data_points: histograms, aggregation_temporality: cumulative })

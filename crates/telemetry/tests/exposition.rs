@@ -18,7 +18,11 @@ fn histogram_and_counter_render_in_both_formats() {
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE compozy_http_request_duration_seconds histogram"));
     assert!(om.contains("# UNIT compozy_http_request_duration_seconds seconds"));
-    let le = |b: &str| format!("compozy_http_request_duration_seconds_bucket{{le=\"{b}\",method=\"GET\",path=\"/healthz\",status_code=\"200\"}}");
+    let le = |b: &str| {
+        format!(
+            "compozy_http_request_duration_seconds_bucket{{le=\"{b}\",method=\"GET\",path=\"/healthz\",status_code=\"200\"}}"
+        )
+    };
     assert!(om.contains(&format!("{} 0\n", le("0.001"))), "{om}");
     assert!(om.contains(&format!("{} 1\n", le("0.005"))));
     assert!(om.contains(&format!("{} 2\n", le("0.25"))));
@@ -27,7 +31,11 @@ fn histogram_and_counter_render_in_both_formats() {
 
     let text = render(&r, Format::Prometheus);
     assert!(!text.contains("# EOF"));
-    assert!(text.contains("# TYPE compozy_http_requests_total counter") || text.contains("# TYPE compozy_http_requests counter"), "{text}");
+    assert!(
+        text.contains("# TYPE compozy_http_requests_total counter")
+            || text.contains("# TYPE compozy_http_requests counter"),
+        "{text}"
+    );
     assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 2\n"));
 }
 
@@ -40,11 +48,16 @@ fn guard_folds_new_label_sets_into_overflow() {
     }
     assert_eq!(fam.len(), 3);
     let text = render(&r, Format::Prometheus);
-    assert!(text.contains("compozy_rate_limit_blocks_total{path=\"__overflow__\",key_type=\"__overflow__\"} 7\n"), "{text}");
+    assert!(
+        text.contains("compozy_rate_limit_blocks_total{path=\"__overflow__\",key_type=\"__overflow__\"} 7\n"),
+        "{text}"
+    );
     assert!(text.contains("compozy_metrics_overflow_total{metric=\"compozy_rate_limit_blocks\"} 7\n"), "{text}");
     // An admitted set keeps its own series.
     fam.get(&["/p0", "ip"]).inc();
-    assert!(render(&r, Format::Prometheus).contains("compozy_rate_limit_blocks_total{path=\"/p0\",key_type=\"ip\"} 2\n"));
+    assert!(
+        render(&r, Format::Prometheus).contains("compozy_rate_limit_blocks_total{path=\"/p0\",key_type=\"ip\"} 2\n")
+    );
 }
 
 #[test]
