@@ -194,17 +194,17 @@ impl<M: Instrument> Collect for Family<M> {
     }
 }
 
+/// A collection-time callback: it calls its argument once per series with `(label values, value)`.
+pub type ObserveFn = Box<dyn Fn(&mut dyn FnMut(&[&str], f64)) + Send + Sync>;
+
 /// Values produced at collection time by a callback (pool sizes, queue depths, uptime).
 pub struct Observed {
     def: &'static MetricDef,
-    callback: Box<dyn Fn(&mut dyn FnMut(&[&str], f64)) + Send + Sync>,
+    callback: ObserveFn,
 }
 
 impl Observed {
-    pub(crate) fn new(
-        def: &'static MetricDef,
-        callback: Box<dyn Fn(&mut dyn FnMut(&[&str], f64)) + Send + Sync>,
-    ) -> Self {
+    pub(crate) fn new(def: &'static MetricDef, callback: ObserveFn) -> Self {
         Self { def, callback }
     }
 }
