@@ -1,1 +1,110 @@
-fn main() {}
+//! `compozy`: the workflow engine's command line.
+
+mod config;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::config::{Sources, default_file, env_name, leaf_keys, load};
+
+#[derive(Parser)]
+#[command(name = "compozy", version, about = "Compozy workflow engine")]
+struct Cli {
+    /// Project configuration file (default: ./compozy.yaml when it exists).
+    #[arg(long, short = 'c', global = true, env = "COMPOZY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: HTTP API and /metrics (embedded mode when no database is configured).
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:5001 (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory for embedded state (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print version, commit and compiler.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (file + environment + defaults), secrets redacted.
+    Show {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+        format: OutputFormat,
+    },
+    /// List every configuration key with its environment variable and default.
+    Keys,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+fn sources(cli_config: Option<PathBuf>, flags: Vec<(&'static str, &'static str, Value)>) -> Sources {
+    Sources { file: cli_config.or_else(default_file), env: std::env::vars().collect(), flags }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            let b = serve::build_info();
+            println!("compozy {} (commit {}, rustc {})", b.version, b.commit, b.rustc);
+        }
+        Command::Config { command: ConfigCommand::Keys } => {
+            for (key, default) in leaf_keys() {
+                println!("{key}\t{}\t{default}", env_name(&key));
+            }
+        }
+        Command::Config { command: ConfigCommand::Show { format } } => {
+            let loaded = load(sources(cli.config, Vec::new()))?;
+            match format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&loaded.config)?),
+                OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&loaded.config)?),
+            }
+        }
+        Command::Serve { listen, data_dir } => {
+            let mut flags = Vec::new();
+            if let Some(l) = listen {
+                flags.push(("server.listen", "listen", Value::String(l)));
+            }
+            if let Some(d) = data_dir {
+                flags.push(("data_dir", "data-dir", Value::String(d.display().to_string())));
+            }
+            let loaded = load(sources(cli.config, flags))?;
+            logging::init(&loaded.config.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(serve::run(loaded))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

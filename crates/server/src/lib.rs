@@ -1,1 +1,13 @@
+//! The Compozy HTTP server: routing, the middleware stack, health, readiness and `/metrics`.
 
+pub mod app;
+pub mod config;
+pub mod http_metrics;
+pub mod layers;
+pub mod problem;
+pub mod serve;
+
+pub use app::{App, AppBuilder, HttpService};
+pub use config::{MonitoringConfig, OtlpConfig, ServerConfig};
+pub use problem::Problem;
+pub use serve::{serve, shutdown_signal};

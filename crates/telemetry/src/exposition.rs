@@ -124,6 +124,7 @@ fn encode_family(encoder: &mut DescriptorEncoder, family: &dyn Collect, ns: &str
             let mut series = metric.encode_family(&pairs)?;
             match sample {
                 Sample::Counter(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
+                Sample::CounterF64(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
                 Sample::Gauge(v) => series.encode_gauge(&v),
                 Sample::Histogram { sum, count, buckets } => {
                     bounds.clear();

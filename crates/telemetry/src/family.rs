@@ -25,6 +25,8 @@ pub const MAX_LABELS: usize = 4;
 #[derive(Debug)]
 pub enum Sample<'a> {
     Counter(u64),
+    /// A counter read from elsewhere at collection time (CPU seconds, pool totals).
+    CounterF64(f64),
     Gauge(f64),
     /// Non-cumulative bucket counts (+Inf last) with their sum and total count.
     Histogram {
@@ -218,7 +220,7 @@ impl Collect for Observed {
         let kind = self.def.kind;
         (self.callback)(&mut |labels, v| {
             let sample = match kind {
-                Kind::Counter => Sample::Counter(v.max(0.0) as u64),
+                Kind::Counter => Sample::CounterF64(v.max(0.0)),
                 _ => Sample::Gauge(v),
             };
             f(labels, sample);

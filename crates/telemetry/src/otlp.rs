@@ -72,6 +72,7 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
             let attributes = def.labels.iter().zip(values).map(|(k, v)| kv(k, v)).collect();
             match sample {
                 Sample::Counter(v) => numbers.push(number(attributes, start_ns, now_ns, v as f64)),
+                Sample::CounterF64(v) => numbers.push(number(attributes, start_ns, now_ns, v)),
                 Sample::Gauge(v) => numbers.push(number(attributes, start_ns, now_ns, v)),
                 Sample::Histogram { sum, count, buckets } => histograms.push(HistogramDataPoint {
                     attributes,

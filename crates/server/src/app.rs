@@ -1,0 +1,218 @@
+//! The application: routes from every component, the middleware stack, health endpoints.
+//!
+//! Stack order, outermost first: request id → metrics → catch panic → problem normalisation
+//! → body limit → timeout → router (→ per-route tag → declared-length check → handler). The metrics layer sits outside
+//! everything that can refuse a request, so refusals are measured; panics are caught just
+//! inside it, so a panic is recorded as the 500 actually sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use compozy_core::{ComponentState, Readiness};
+use compozy_telemetry::{Format, Registry, render};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{MonitoringConfig, ServerConfig};
+use crate::http_metrics::HttpMetrics;
+use crate::layers::body_limit::{BodyLimitLayer, DeclaredLengthLayer};
+use crate::layers::catch_panic::CatchPanicLayer;
+use crate::layers::metrics::MetricsLayer;
+use crate::layers::request_id::RequestIdLayer;
+use crate::layers::route_tag::RouteTagLayer;
+use crate::problem::{Problem, normalize};
+
+/// axum's extractors refuse bodies over 2 MiB unless told otherwise.
+const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Shared state of the built-in endpoints.
+#[derive(Clone)]
+struct Probes {
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    bearer: Option<Arc<str>>,
+}
+
+/// Collects routes from components, then builds the served application.
+pub struct AppBuilder {
+    server: ServerConfig,
+    monitoring: MonitoringConfig,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    routes: Vec<(String, MethodRouter)>,
+}
+
+impl AppBuilder {
+    pub fn new(
+        server: ServerConfig,
+        monitoring: MonitoringConfig,
+        registry: Arc<Registry>,
+        readiness: Readiness,
+    ) -> Self {
+        Self { server, monitoring, registry, readiness, routes: Vec::new() }
+    }
+
+    /// Adds a route; `path` is an axum template such as `/api/v0/executions/{id}` and becomes
+    /// the `path` label of its requests.
+    pub fn route(mut self, path: &str, method_router: MethodRouter) -> Self {
+        self.routes.push((path.to_string(), method_router));
+        self
+    }
+
+    pub fn build(self) -> App {
+        let draining = Arc::new(AtomicBool::new(false));
+        let flag = draining.clone();
+        self.readiness.register("server", move || {
+            if flag.load(Ordering::Relaxed) {
+                ComponentState::not_ready("http", "shutting down")
+            } else {
+                ComponentState::ready("http")
+            }
+        });
+        let probes = Probes {
+            registry: self.registry.clone(),
+            readiness: self.readiness.clone(),
+            bearer: self.monitoring.bearer_token.as_ref().map(|s| Arc::from(s.expose())),
+        };
+        let separate_metrics = self.monitoring.listen.is_some();
+        let mut routes: Vec<(String, MethodRouter)> =
+            vec![("/healthz".into(), get(healthz)), ("/readyz".into(), get(readyz).with_state(probes.clone()))];
+        if !separate_metrics {
+            routes.push((self.monitoring.path.clone(), get(metrics).with_state(probes.clone())));
+        }
+        routes.extend(self.routes);
+
+        let templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
+        let http_metrics = Arc::new(HttpMetrics::new(&self.registry, &templates));
+        let mut router = Router::new();
+        for (index, (path, method_router)) in routes.into_iter().enumerate() {
+            // Index 0 of the metrics table is `unmatched`, so route i is tagged i + 1.
+            let method_router: MethodRouter = method_router.layer(DeclaredLengthLayer(self.server.body_limit));
+            router = router.route(&path, method_router.layer(RouteTagLayer(index + 1)));
+        }
+        router = router.fallback(not_found);
+        if self.server.body_limit > AXUM_DEFAULT_BODY_LIMIT {
+            router = router.layer(DefaultBodyLimit::max(self.server.body_limit));
+        }
+        let metrics_router = separate_metrics
+            .then(|| Router::new().route(&self.monitoring.path, get(metrics).with_state(probes)).fallback(not_found));
+        App { server: self.server, router, http_metrics, metrics_router, draining }
+    }
+}
+
+/// The built application, ready to serve.
+pub struct App {
+    pub(crate) server: ServerConfig,
+    router: Router,
+    http_metrics: Arc<HttpMetrics>,
+    pub(crate) metrics_router: Option<Router>,
+    pub(crate) draining: Arc<AtomicBool>,
+}
+
+/// The full middleware stack around the router, as served to hyper.
+pub type HttpService = <ServiceStack as tower::Layer<Router>>::Service;
+
+type ServiceStack = tower::layer::util::Stack<
+    TimeoutLayer,
+    tower::layer::util::Stack<
+        BodyLimitLayer,
+        tower::layer::util::Stack<
+            MapResponseLayer<fn(Response) -> Response>,
+            tower::layer::util::Stack<
+                CatchPanicLayer,
+                tower::layer::util::Stack<
+                    MetricsLayer,
+                    tower::layer::util::Stack<RequestIdLayer, tower::layer::util::Identity>,
+                >,
+            >,
+        >,
+    >,
+>;
+
+impl App {
+    /// The application as one tower service (what the listener serves; tests and benchmarks
+    /// call it directly).
+    pub fn service(&self) -> HttpService {
+        let normalize: fn(Response) -> Response = normalize;
+        ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .layer(MetricsLayer::new(self.http_metrics.clone()))
+            .layer(CatchPanicLayer)
+            .layer(MapResponseLayer::new(normalize))
+            .layer(BodyLimitLayer(self.server.body_limit))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.server.request_timeout))
+            .service(self.router.clone())
+    }
+
+    pub fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.http_metrics
+    }
+
+    /// Marks the server as draining: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.server.shutdown_timeout
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(probes): State<Probes>) -> Response {
+    let states = probes.readiness.states();
+    let ready = states.iter().all(|(_, s)| s.ready);
+    let components: serde_json::Map<String, serde_json::Value> =
+        states.into_iter().map(|(name, state)| (name, serde_json::to_value(state).unwrap_or_default())).collect();
+    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "components": components});
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (status, axum::Json(body)).into_response();
+    if !ready {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+async fn metrics(State(probes): State<Probes>, headers: HeaderMap) -> Response {
+    if let Some(token) = &probes.bearer
+        && !bearer_matches(&headers, token)
+    {
+        let mut response =
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required".to_string())
+                .into_response();
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"metrics\""));
+        return response;
+    }
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let text = render(&probes.registry, format);
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    response
+}
+
+/// Constant-time comparison of the presented bearer token with the configured one.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    presented.len() == token.len() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no route matches this path".to_string())
+}

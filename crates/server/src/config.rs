@@ -1,0 +1,158 @@
+//! The `server` and `monitoring` configuration blocks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use compozy_core::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The engine's default listen address: loopback, so a fresh `compozy serve` exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5001";
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the API (and, unless `monitoring.listen` is set, of `/metrics`).
+    pub listen: SocketAddr,
+    /// Longest time a handler may take to produce a response (503 after it).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes (413 beyond it).
+    pub body_limit: usize,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Longest time a client may take to send request headers.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5001))),
+            request_timeout: Duration::from_secs(30),
+            body_limit: 2 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Prefix of every engine metric. Shipped alerts and dashboards assume `compozy`.
+    pub namespace: String,
+    /// Path of the scrape endpoint.
+    pub path: String,
+    /// Serve `/metrics` on this address instead of the API listener.
+    pub listen: Option<SocketAddr>,
+    /// When set, scrapes must send `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    /// Default series cap per metric family (the cardinality guard).
+    pub series_limit: usize,
+    /// Per-family caps by metric name, e.g. `compozy_auth_rate_limit_hits_total: 500`.
+    pub series_limits: BTreeMap<String, usize>,
+    pub otlp: OtlpConfig,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "compozy".into(),
+            path: "/metrics".into(),
+            listen: None,
+            bearer_token: None,
+            series_limit: 2000,
+            series_limits: BTreeMap::new(),
+            otlp: OtlpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Collector base URL (`http://collector:4318`); push is off when unset.
+    pub endpoint: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Extra request headers, e.g. `authorization: "Bearer ${OTLP_TOKEN}"`.
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration value that failed validation: which key, what was found, what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: `{key}` = {value:?}: expected {expected}")]
+pub struct InvalidConfig {
+    pub key: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl MonitoringConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let ns = &self.namespace;
+        let valid_ns = ns.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_ns {
+            return Err(InvalidConfig {
+                key: "monitoring.namespace",
+                value: ns.clone(),
+                expected: "lower-case letters, digits and _, not starting with a digit",
+            });
+        }
+        let p = &self.path;
+        if !p.starts_with('/') || p.starts_with("/api/") || p.contains(['?', '#', '{', '}']) || p == "/" {
+            return Err(InvalidConfig {
+                key: "monitoring.path",
+                value: p.clone(),
+                expected: "an absolute path outside /api/ without ?, # or {}",
+            });
+        }
+        if self.series_limit == 0 {
+            return Err(InvalidConfig { key: "monitoring.series_limit", value: "0".into(), expected: "at least 1" });
+        }
+        if let Some(endpoint) = &self.otlp.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(InvalidConfig {
+                key: "monitoring.otlp.endpoint",
+                value: endpoint.clone(),
+                expected: "an http:// or https:// URL",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if self.body_limit == 0 {
+            return Err(InvalidConfig { key: "server.body_limit", value: "0".into(), expected: "at least 1 byte" });
+        }
+        if self.request_timeout.is_zero() {
+            return Err(InvalidConfig {
+                key: "server.request_timeout",
+                value: "0s".into(),
+                expected: "a positive duration",
+            });
+        }
+        Ok(())
+    }
+}

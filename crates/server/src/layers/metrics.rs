@@ -1,0 +1,275 @@
+//! The HTTP metrics layer: sees every request, measures bytes as they actually stream, and
+//! records one [`RequestFinished`] when the response body is finished or dropped.
+//!
+//! - The status is the one sent; a request whose response future is dropped before a response
+//!   existed is recorded as 499 (client went away), or 500 when it is dropped by a panic.
+//! - Request bytes are counted by wrapping the request body, so chunked uploads count what
+//!   the handler actually read; response bytes by wrapping the response body.
+//! - Per-request state is a pooled cell: after warm-up the layer allocates nothing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Buf;
+use crossbeam_queue::ArrayQueue;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::route_tag;
+use crate::http_metrics::{HttpMetrics, RequestFinished, method_index};
+
+/// Recycles the per-request byte counters shared between a request body and its metrics guard.
+struct CellPool(ArrayQueue<Arc<AtomicU64>>);
+
+impl CellPool {
+    fn take(&self) -> Arc<AtomicU64> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&self, cell: Arc<AtomicU64>) {
+        // Reuse only when the request body is gone too; otherwise let it drop normally.
+        if Arc::strong_count(&cell) == 1 {
+            cell.store(0, Ordering::Relaxed);
+            let _ = self.0.push(cell);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<HttpMetrics>,
+    pool: Arc<CellPool>,
+}
+
+impl MetricsLayer {
+    pub fn new(metrics: Arc<HttpMetrics>) -> Self {
+        Self { metrics, pool: Arc::new(CellPool(ArrayQueue::new(4096))) }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner, metrics: self.metrics.clone(), pool: self.pool.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<HttpMetrics>,
+    pool: Arc<CellPool>,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for MetricsService<S>
+where
+    S: Service<Request<CountingBody<B>>, Response = Response<ResBody>>,
+{
+    type Response = Response<MeteredBody<ResBody>>;
+    type Error = S::Error;
+    type Future = MetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let method = method_index(req.method());
+        self.metrics.started(method);
+        let cell = self.pool.take();
+        let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
+        route_tag::clear();
+        let future = self.inner.call(req);
+        let mut guard = Finish {
+            metrics: self.metrics.clone(),
+            pool: self.pool.clone(),
+            cell: Some(cell),
+            start,
+            method,
+            route: 0,
+            status: None,
+            response_bytes: 0,
+        };
+        if let Some(route) = route_tag::take() {
+            guard.route = route;
+        }
+        MetricsFuture { future, guard: Some(guard) }
+    }
+}
+
+/// Records the request when dropped: after the response body ended or was dropped, or when the
+/// request was abandoned before a response existed.
+struct Finish {
+    metrics: Arc<HttpMetrics>,
+    pool: Arc<CellPool>,
+    cell: Option<Arc<AtomicU64>>,
+    start: Instant,
+    method: usize,
+    route: usize,
+    /// `None` until a response exists.
+    status: Option<StatusCode>,
+    response_bytes: u64,
+}
+
+/// nginx's code for "client closed the request before the response was sent".
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let status = self.status.unwrap_or_else(|| {
+            if std::thread::panicking() {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+        });
+        let request_bytes = self.cell.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+        let event = RequestFinished {
+            method: self.method,
+            route: self.route,
+            status,
+            duration: self.start.elapsed(),
+            request_bytes,
+            response_bytes: self.response_bytes,
+        };
+        self.metrics.finished(&event);
+        log_finished(&self.metrics, &event);
+        if let Some(cell) = self.cell.take() {
+            self.pool.give(cell);
+        }
+    }
+}
+
+/// The access log line of a finished request: route template, never the raw path.
+fn log_finished(metrics: &HttpMetrics, e: &RequestFinished) {
+    let route = metrics.route(e.route);
+    let method = crate::http_metrics::METHODS[e.method];
+    let ms = e.duration.as_secs_f64() * 1000.0;
+    if e.status.is_server_error() {
+        tracing::warn!(method, route, status = e.status.as_u16(), duration_ms = ms, "request failed");
+    } else {
+        tracing::debug!(
+            method,
+            route,
+            status = e.status.as_u16(),
+            duration_ms = ms,
+            request_bytes = e.request_bytes,
+            response_bytes = e.response_bytes,
+            "request finished"
+        );
+    }
+}
+
+pin_project! {
+    pub struct MetricsFuture<F> {
+        #[pin]
+        future: F,
+        guard: Option<Finish>,
+    }
+}
+
+impl<F, ResBody, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<MeteredBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        route_tag::clear();
+        let polled = this.future.poll(cx);
+        if let (Some(route), Some(guard)) = (route_tag::take(), this.guard.as_mut()) {
+            guard.route = route;
+        }
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(response)) => {
+                let mut guard = this.guard.take();
+                if let Some(g) = guard.as_mut() {
+                    g.status = Some(response.status());
+                }
+                Poll::Ready(Ok(response.map(|inner| MeteredBody { inner, guard })))
+            }
+            Poll::Ready(Err(e)) => {
+                if let Some(g) = this.guard.as_mut() {
+                    g.status = Some(StatusCode::INTERNAL_SERVER_ERROR);
+                }
+                this.guard.take();
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A request body that counts the bytes read through it.
+    pub struct CountingBody<B> {
+        #[pin]
+        inner: B,
+        cell: Arc<AtomicU64>,
+    }
+}
+
+impl<B: Body> Body for CountingBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.cell.fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// A response body that counts the bytes sent and records the request when it is dropped.
+    pub struct MeteredBody<B> {
+        #[pin]
+        inner: B,
+        guard: Option<Finish>,
+    }
+}
+
+impl<B: Body> Body for MeteredBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let (Some(data), Some(guard)) = (frame.data_ref(), this.guard.as_mut())
+        {
+            guard.response_bytes += data.remaining() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
