@@ -16,8 +16,8 @@ fn main() {
     let rustc_version = output(&rustc, &["--version"])
         .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=COMPOZY_COMMIT={commit}");
-    println!("cargo:rustc-env=COMPOZY_RUSTC={rustc_version}");
+    println!("cargo:rustc-env=CPZ_BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=CPZ_BUILD_RUSTC={rustc_version}");
     println!("cargo:rerun-if-env-changed=COMPOZY_COMMIT");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
 }

@@ -119,6 +119,8 @@ pub struct Sources {
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
+    /// `COMPOZY_*` variables that name no key (likely typos), to warn about once logging is up.
+    pub unknown_env: Vec<String>,
     pub root: PathBuf,
     pub file: Option<PathBuf>,
 }
@@ -137,11 +139,13 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
         record_leaves(&tree, "", &Source::File(path.clone()), &mut origin);
     }
     let keys = leaf_keys();
+    let mut unknown_env = Vec::new();
     for (name, raw) in
         sources.env.iter().filter(|(n, _)| n.starts_with("COMPOZY_") && !RESERVED_ENV.contains(&n.as_str()))
     {
         let Some((key, default)) = keys.iter().find(|(k, _)| env_name(k) == *name) else {
-            return Err(ConfigError::UnknownEnv(name.clone()));
+            unknown_env.push(name.clone());
+            continue;
         };
         set_path(&mut tree, key, env_value(raw, default));
         origin.insert(key.clone(), Source::Env(name.clone()));
@@ -159,7 +163,7 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
         .and_then(Path::parent)
         .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
         .unwrap_or_else(|| PathBuf::from("."));
-    Ok(Loaded { config, root, file: sources.file })
+    Ok(Loaded { config, unknown_env, root, file: sources.file })
 }
 
 /// Environment variables with a meaning of their own, not configuration keys.
@@ -303,15 +307,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_env_vars_are_refused() {
+    fn unknown_keys_are_refused_and_unknown_env_vars_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = write(&dir, "server:\n  prot: 1\n");
         let err = load(Sources { file: Some(file), ..Default::default() }).expect_err("unknown").to_string();
         assert!(err.contains("unknown field `prot`"), "{err}");
-        let err = load(Sources { env: vec![("COMPOZY_SERVR_PORT".into(), "1".into())], ..Default::default() })
-            .expect_err("unknown env")
-            .to_string();
-        assert!(err.contains("COMPOZY_SERVR_PORT"), "{err}");
+        let loaded = load(Sources { env: vec![("COMPOZY_SERVR_PORT".into(), "1".into())], ..Default::default() })
+            .expect("unknown variables are not fatal");
+        assert_eq!(loaded.unknown_env, ["COMPOZY_SERVR_PORT"]);
     }
 
     #[test]

@@ -13,11 +13,14 @@ use tokio::net::TcpListener;
 use crate::config::Loaded;
 
 pub fn build_info() -> BuildInfo {
-    BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("COMPOZY_COMMIT"), rustc: env!("COMPOZY_RUSTC") }
+    BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("CPZ_BUILD_COMMIT"), rustc: env!("CPZ_BUILD_RUSTC") }
 }
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
-    let Loaded { config, root, file } = loaded;
+    let Loaded { config, unknown_env, root, file } = loaded;
+    for name in unknown_env {
+        tracing::warn!(variable = %name, "environment variable names no configuration key; ignored (see `compozy config keys`)");
+    }
     tracing::info!(
         config_file = %file.as_ref().map_or_else(|| "(none)".into(), |f| f.display().to_string()),
         project_root = %root.display(),

@@ -1,0 +1,261 @@
+//! The `compozy` binary end to end: a real `serve` scraped by promtool and by a real
+//! Prometheus, configuration errors, redaction, signals.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_compozy");
+
+/// `None` (with a printed reason) when `tool` is missing and services are not required.
+fn require_tool(tool: &str) -> Option<()> {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if found {
+        return Some(());
+    }
+    assert!(
+        std::env::var("COMPOZY_REQUIRE_SERVICES").as_deref() != Ok("1"),
+        "{tool} is required (COMPOZY_REQUIRE_SERVICES=1); install it with .ci/install"
+    );
+    eprintln!("skipping: {tool} is not installed (run .ci/install)");
+    None
+}
+
+struct Engine {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Engine {
+    fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Engine {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .current_dir(dir)
+            .env("COMPOZY_LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn compozy");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("compozy exited before listening").expect("read log");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if v["message"] == "compozy listening" {
+                break v["addr"].as_str().expect("addr").parse().expect("socket addr");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Engine { child, addr }
+    }
+
+    fn get(&self, path: &str, accept: Option<&str>) -> (u16, String) {
+        http_get(self.addr, path, accept)
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "compozy did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String) {
+    try_http_get(addr, path, accept).expect("HTTP exchange")
+}
+
+/// One GET on a fresh connection; `None` when nothing listens yet or the exchange breaks.
+fn try_http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    let accept = accept.map(|a| format!("accept: {a}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n{accept}\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
+    Some((status, body.to_string()))
+}
+
+fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool output");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn metrics_of_a_running_engine_pass_promtool_with_no_findings() {
+    let Some(()) = require_tool("promtool") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::start(dir.path(), &[]);
+    // Some traffic so the HTTP families have series.
+    assert_eq!(engine.get("/healthz", None).0, 200);
+    assert_eq!(engine.get("/nope", None).0, 404);
+    let (status, text) = engine.get("/metrics", None);
+    assert_eq!(status, 200);
+    assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 1"));
+    let (ok, findings) = promtool_check(&text);
+    assert!(ok && findings.trim().is_empty(), "promtool findings:\n{findings}");
+    // Unknown Accept values get the 0.0.4 text too.
+    let (_, json_text) = engine.get("/metrics", Some("application/json"));
+    assert!(!json_text.contains("# EOF") && json_text.contains("# TYPE compozy_build_info gauge"));
+    assert!(engine.terminate().success());
+}
+
+/// Kills the child process when dropped, so a failing assertion never leaves it running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn prometheus_query(port: u16, query: &str) -> serde_json::Value {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let q: String = query
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    try_http_get(addr, &format!("/api/v1/query?query={q}"), None)
+        .and_then(|(_, body)| serde_json::from_str(&body).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_real_prometheus_scrapes_openmetrics_without_errors() {
+    let Some(()) = require_tool("prometheus") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::start(dir.path(), &[]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: ['{}']\n",
+        engine.addr
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
+    let port = free_port();
+    let _prometheus = KillOnDrop(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = serde_json::Value::Null;
+    let scraped = loop {
+        last = prometheus_query(port, "compozy_http_requests_total{path=\"/metrics\"}");
+        let value = last["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        if value.is_some_and(|v| v >= 2.0) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let up = prometheus_query(port, "up");
+    let build = prometheus_query(port, "compozy_build_info");
+    let cpu = prometheus_query(port, "process_cpu_seconds_total");
+    assert!(scraped, "Prometheus never stored the engine's own scrape requests; last answer: {last}");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    assert_eq!(build["data"]["result"][0]["value"][1], "1", "{build}");
+    assert_eq!(build["data"]["result"][0]["metric"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(cpu["data"]["result"][0]["value"][1].is_string(), "{cpu}");
+    assert!(engine.terminate().success());
+}
+
+#[test]
+fn malformed_configuration_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("compozy.yaml"), "server:\n  request_timeout: soon\n").expect("write");
+    let out = Command::new(BIN).args(["serve"]).current_dir(dir.path()).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`server.request_timeout`") && err.contains("\"soon\"") && err.contains("compozy.yaml"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("compozy.yaml"), "server: [1, 2\n").expect("write");
+    let out = Command::new(BIN).args(["serve"]).current_dir(dir.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid YAML"));
+
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("COMPOZY_CONFIG", "/nonexistent/compozy.yaml")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read configuration file"));
+
+    let out = Command::new(BIN)
+        .args(["config", "show"])
+        .current_dir(dir.path())
+        .env("COMPOZY_CONFIG", dir.path().join("missing.yaml"))
+        .env("COMPOZY_MONITORING_NAMESPACE", "Bad-Name")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn config_show_redacts_secrets_and_reports_the_effective_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["config", "show", "--format", "json"])
+        .current_dir(dir.path())
+        .env("COMPOZY_MONITORING_BEARER_TOKEN", "super-secret-token")
+        .env("COMPOZY_SERVER_BODY_LIMIT", "1234")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("super-secret-token"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["monitoring"]["bearer_token"], "[redacted]");
+    assert_eq!(v["server"]["body_limit"], 1234);
+    assert_eq!(v["server"]["listen"], "127.0.0.1:5001");
+}
+
+#[test]
+fn version_names_the_build() {
+    let out = Command::new(BIN).arg("version").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("compozy {} (commit ", env!("CARGO_PKG_VERSION"))), "{text}");
+}
