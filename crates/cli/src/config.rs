@@ -98,10 +98,6 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("invalid configuration: `{key}` = {value} (from {origin}): {message}")]
     Value { key: String, value: String, origin: String, message: String },
-    #[error(
-        "invalid configuration: unknown environment variable {0}; run `compozy config keys` to list the valid ones"
-    )]
-    UnknownEnv(String),
     #[error(transparent)]
     Invalid(#[from] compozy_server::config::InvalidConfig),
 }

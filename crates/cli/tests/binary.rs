@@ -176,15 +176,14 @@ fn a_real_prometheus_scrapes_openmetrics_without_errors() {
             .expect("spawn prometheus"),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = serde_json::Value::Null;
-    let scraped = loop {
-        last = prometheus_query(port, "compozy_http_requests_total{path=\"/metrics\"}");
+    let (scraped, last) = loop {
+        let last = prometheus_query(port, "compozy_http_requests_total{path=\"/metrics\"}");
         let value = last["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
         if value.is_some_and(|v| v >= 2.0) {
-            break true;
+            break (true, last);
         }
         if Instant::now() > deadline {
-            break false;
+            break (false, last);
         }
         std::thread::sleep(Duration::from_millis(250));
     };
