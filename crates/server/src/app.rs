@@ -96,8 +96,9 @@ impl AppBuilder {
         let mut router = Router::new();
         for (index, (path, method_router)) in routes.into_iter().enumerate() {
             // Index 0 of the metrics table is `unmatched`, so route i is tagged i + 1.
-            let method_router: MethodRouter = method_router.layer(DeclaredLengthLayer(self.server.body_limit));
-            router = router.route(&path, method_router.layer(RouteTagLayer(index + 1)));
+            // One `layer` call: axum boxes the route once per call, so both go in together.
+            let per_route = (RouteTagLayer(index + 1), DeclaredLengthLayer(self.server.body_limit));
+            router = router.route(&path, method_router.layer(per_route));
         }
         router = router.fallback(not_found);
         if self.server.body_limit > AXUM_DEFAULT_BODY_LIMIT {
@@ -146,6 +147,21 @@ impl App {
         ServiceBuilder::new()
             .layer(RequestIdLayer)
             .layer(MetricsLayer::new(self.http_metrics.clone()))
+            .layer(CatchPanicLayer)
+            .layer(MapResponseLayer::new(normalize))
+            .layer(BodyLimitLayer(self.server.body_limit))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.server.request_timeout))
+            .service(self.router.clone())
+    }
+
+    /// The same stack without the metrics layer: the baseline of overhead measurements.
+    pub fn service_unmetered(
+        &self,
+    ) -> impl tower::Service<http::Request<Body>, Response = Response, Error = std::convert::Infallible> + Clone + use<>
+    {
+        let normalize: fn(Response) -> Response = normalize;
+        ServiceBuilder::new()
+            .layer(RequestIdLayer)
             .layer(CatchPanicLayer)
             .layer(MapResponseLayer::new(normalize))
             .layer(BodyLimitLayer(self.server.body_limit))

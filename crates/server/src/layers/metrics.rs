@@ -41,30 +41,34 @@ impl CellPool {
     }
 }
 
+/// What every request of one server shares: one `Arc` clone per request.
+struct Shared {
+    metrics: Arc<HttpMetrics>,
+    pool: CellPool,
+}
+
 #[derive(Clone)]
 pub struct MetricsLayer {
-    metrics: Arc<HttpMetrics>,
-    pool: Arc<CellPool>,
+    shared: Arc<Shared>,
 }
 
 impl MetricsLayer {
     pub fn new(metrics: Arc<HttpMetrics>) -> Self {
-        Self { metrics, pool: Arc::new(CellPool(ArrayQueue::new(4096))) }
+        Self { shared: Arc::new(Shared { metrics, pool: CellPool(ArrayQueue::new(4096)) }) }
     }
 }
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner, metrics: self.metrics.clone(), pool: self.pool.clone() }
+        MetricsService { inner, shared: self.shared.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
-    metrics: Arc<HttpMetrics>,
-    pool: Arc<CellPool>,
+    shared: Arc<Shared>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for MetricsService<S>
@@ -82,14 +86,13 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let start = Instant::now();
         let method = method_index(req.method());
-        self.metrics.started(method);
-        let cell = self.pool.take();
+        self.shared.metrics.started(method);
+        let cell = self.shared.pool.take();
         let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
         route_tag::clear();
         let future = self.inner.call(req);
         let mut guard = Finish {
-            metrics: self.metrics.clone(),
-            pool: self.pool.clone(),
+            shared: self.shared.clone(),
             cell: Some(cell),
             start,
             method,
@@ -107,8 +110,7 @@ where
 /// Records the request when dropped: after the response body ended or was dropped, or when the
 /// request was abandoned before a response existed.
 struct Finish {
-    metrics: Arc<HttpMetrics>,
-    pool: Arc<CellPool>,
+    shared: Arc<Shared>,
     cell: Option<Arc<AtomicU64>>,
     start: Instant,
     method: usize,
@@ -139,10 +141,10 @@ impl Drop for Finish {
             request_bytes,
             response_bytes: self.response_bytes,
         };
-        self.metrics.finished(&event);
-        log_finished(&self.metrics, &event);
+        self.shared.metrics.finished(&event);
+        log_finished(&self.shared.metrics, &event);
         if let Some(cell) = self.cell.take() {
-            self.pool.give(cell);
+            self.shared.pool.give(cell);
         }
     }
 }
