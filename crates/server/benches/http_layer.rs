@@ -4,6 +4,7 @@
 //!   for its per-route body check); that tagged router inside our metrics layer; the bare
 //!   router inside the `axum-prometheus` layer.
 //! - `stack_*`: the engine's full middleware stack with and without the metrics layer.
+//!
 //! Allocations per request of each variant are counted and printed after the timings.
 
 use std::alloc::{GlobalAlloc, Layout, System};
