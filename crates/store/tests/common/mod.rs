@@ -96,12 +96,26 @@ impl TestDb {
         format!("postgres://postgres@{addr}/{}", self.name)
     }
 
-    pub async fn drop_db(self) {
-        let mut admin = PgConnection::connect(PG_ADMIN_URL).await.expect("admin connection");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut admin)
-            .await
-            .expect("drop database");
+    /// Drops the database now (dropping the value does the same, panicking tests included).
+    pub async fn drop_db(self) {}
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which must not block on itself: use a thread with
+        // its own runtime. FORCE ends the sessions a pool may still hold.
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
     }
 }
 
