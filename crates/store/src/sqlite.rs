@@ -1,6 +1,7 @@
 //! Embedded SQLite: one database file in the data directory.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -16,6 +17,31 @@ pub(crate) const BACKEND: &str = "sqlite";
 pub const DB_FILE: &str = "compozy.db";
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Lock file beside the database that serializes migrations.
+const MIGRATE_LOCK_FILE: &str = "compozy.db.migrate-lock";
+
+pub(crate) fn migrate_lock_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(MIGRATE_LOCK_FILE)
+}
+
+/// Takes an exclusive lock on `path`, waiting for other holders (other processes included);
+/// released when the file is dropped. sqlx's SQLite migrator has no lock of its own, so without
+/// this two concurrent runs both try to apply the same migration.
+pub(crate) async fn lock_migrations(path: PathBuf) -> Result<File, StoreError> {
+    let shown = path.display().to_string();
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await;
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) => Err(StoreError::Migrate(format!("cannot lock {shown}: {e}"))),
+        Err(e) => Err(StoreError::Migrate(format!("cannot lock {shown}: {e}"))),
+    }
+}
 
 /// How long a writer waits for SQLite's single write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

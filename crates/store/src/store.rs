@@ -1,7 +1,7 @@
 //! The store the engine uses: PostgreSQL or SQLite behind one type, with an instrumented pool.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ struct Inner {
     health: Arc<HealthState>,
     query_timeout: Duration,
     acquire_timeout: Duration,
+    /// SQLite only: the file lock that serializes migrations.
+    migrate_lock: Option<PathBuf>,
 }
 
 /// A handle on the database; cheap to clone.
@@ -95,6 +97,7 @@ impl Store {
     ///
     /// Fails with `Unavailable` when the database cannot be reached within `acquire_timeout`.
     pub async fn connect(config: &StoreConfig, data_dir: &Path, registry: &Registry) -> Result<Store, StoreError> {
+        let mut migrate_lock = None;
         let (pool, backend, max, defs) = match config.url.as_ref().map(|s| s.expose()) {
             Some(url) if postgres::is_postgres_url(url) => {
                 let (pool, max) = postgres::pool(config, url)?;
@@ -103,6 +106,7 @@ impl Store {
             Some(_) => return Err(StoreError::Config("database.url must start with postgres://".into())),
             None => {
                 let (pool, max) = sqlite::pool(config, data_dir)?;
+                migrate_lock = Some(sqlite::migrate_lock_path(data_dir));
                 (Pool::Sqlite(pool), sqlite::BACKEND, max, &metrics::SQLITE)
             }
         };
@@ -118,6 +122,7 @@ impl Store {
             health: HealthState::new(backend),
             query_timeout: config.query_timeout,
             acquire_timeout: config.acquire_timeout,
+            migrate_lock,
         };
         let store = Store { inner: Arc::new(inner) };
         store.ping().await?;
@@ -177,9 +182,13 @@ impl Store {
         .await
     }
 
-    /// Applies pending migrations. Idempotent; on PostgreSQL concurrent callers (other
-    /// processes included) serialize on an advisory lock.
+    /// Applies pending migrations. Idempotent; concurrent callers (other processes included)
+    /// serialize: on PostgreSQL on an advisory lock, on SQLite on a lock file in the data directory.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let _file_lock = match &self.inner.migrate_lock {
+            Some(path) => Some(sqlite::lock_migrations(path.clone()).await?),
+            None => None,
+        };
         let mut conn = self.acquire().await?;
         let result = match &mut conn {
             StoreConn::Postgres(c) => postgres::MIGRATOR.run(&mut **c).await,

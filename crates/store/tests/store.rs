@@ -178,3 +178,23 @@ async fn rejects_unknown_url_schemes() {
     assert!(matches!(err, StoreError::Config(_)));
     assert!(!err.to_string().contains("hunter2"));
 }
+
+async fn concurrent_migrations_apply_once(fx: &Fixture) {
+    let reg = registry();
+    let a = Store::connect(&fx.config(), &fx.data_dir(), &reg).await.expect("connect a");
+    let b = Store::connect(&fx.config(), &fx.data_dir(), &reg).await.expect("connect b");
+    let (ra, rb) = no_hang(Duration::from_secs(60), async { tokio::join!(a.migrate(), b.migrate()) }).await;
+    ra.expect("migrate a");
+    rb.expect("migrate b");
+    let mut conn = a.acquire().await.expect("acquire");
+    let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+    let applied: i64 = if let Some(c) = conn.as_postgres() {
+        sqlx::query_scalar(sql).fetch_one(c).await.expect("count")
+    } else {
+        sqlx::query_scalar(sql).fetch_one(conn.as_sqlite().expect("sqlite")).await.expect("count")
+    };
+    assert_eq!(applied, migration_count(fx.backend()));
+    drop(conn);
+    b.register_instance("x", "all").await.expect("table exists");
+}
+both_backends!(concurrent_migrations, concurrent_migrations_apply_once);
