@@ -91,34 +91,52 @@ impl Drop for AcquireTimer<'_> {
     }
 }
 
+/// The backend `config` selects, with its (lazy, not yet connected) pool.
+struct Selected {
+    pool: Pool,
+    backend: &'static str,
+    max: u32,
+    defs: &'static metrics::PoolDefs,
+    migrate_lock: Option<PathBuf>,
+}
+
+fn select(config: &StoreConfig, data_dir: &Path) -> Result<Selected, StoreError> {
+    match config.url.as_ref().map(|s| s.expose()) {
+        Some(url) if postgres::is_postgres_url(url) => {
+            let (pool, max) = postgres::pool(config, url)?;
+            let backend = postgres::BACKEND;
+            Ok(Selected { pool: Pool::Postgres(pool), backend, max, defs: &metrics::POSTGRES, migrate_lock: None })
+        }
+        Some(_) => Err(StoreError::Config("database.url must start with postgres:// or postgresql://".into())),
+        None => {
+            let (pool, max) = sqlite::pool(config, data_dir)?;
+            let migrate_lock = Some(sqlite::migrate_lock_path(data_dir));
+            Ok(Selected {
+                pool: Pool::Sqlite(pool),
+                backend: sqlite::BACKEND,
+                max,
+                defs: &metrics::SQLITE,
+                migrate_lock,
+            })
+        }
+    }
+}
+
 impl Store {
     /// Builds the pool for `config` (PostgreSQL when `url` is set, else SQLite in `data_dir`),
     /// registers its metrics on `registry` and pings the database once.
     ///
     /// Fails with `Unavailable` when the database cannot be reached within `acquire_timeout`.
     pub async fn connect(config: &StoreConfig, data_dir: &Path, registry: &Registry) -> Result<Store, StoreError> {
-        let mut migrate_lock = None;
-        let (pool, backend, max, defs) = match config.url.as_ref().map(|s| s.expose()) {
-            Some(url) if postgres::is_postgres_url(url) => {
-                let (pool, max) = postgres::pool(config, url)?;
-                (Pool::Postgres(pool), postgres::BACKEND, max, &metrics::POSTGRES)
-            }
-            Some(_) => return Err(StoreError::Config("database.url must start with postgres://".into())),
-            None => {
-                let (pool, max) = sqlite::pool(config, data_dir)?;
-                migrate_lock = Some(sqlite::migrate_lock_path(data_dir));
-                (Pool::Sqlite(pool), sqlite::BACKEND, max, &metrics::SQLITE)
-            }
-        };
+        let Selected { pool, backend, max, defs, migrate_lock } = select(config, data_dir)?;
         let gauges: Arc<dyn metrics::PoolGauges> = match &pool {
             Pool::Postgres(p) => Arc::new(p.clone()),
             Pool::Sqlite(p) => Arc::new(p.clone()),
         };
-        let metrics = metrics::register_pool(registry, defs, gauges, max);
         let inner = Inner {
             pool,
             backend,
-            metrics,
+            metrics: metrics::register_pool(registry, defs, gauges, max),
             health: HealthState::new(backend),
             query_timeout: config.query_timeout,
             acquire_timeout: config.acquire_timeout,
