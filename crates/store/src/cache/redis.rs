@@ -40,12 +40,12 @@ impl RedisConn {
 /// bb8-redis's manager without its two gaps: connect and response timeouts, and broken-connection
 /// reporting (it never reports one).
 #[derive(Clone)]
-pub struct Manager {
+pub struct RedisManager {
     client: Client,
     config: AsyncConnectionConfig,
 }
 
-impl ManageConnection for Manager {
+impl ManageConnection for RedisManager {
     type Connection = RedisConn;
     type Error = RedisError;
 
@@ -85,7 +85,7 @@ fn map_redis(e: RedisError) -> CacheError {
 /// Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct RedisCache {
-    pool: Pool<Manager>,
+    pool: Pool<RedisManager>,
     prefix: String,
     health: std::sync::Arc<HealthState>,
     pool_timeout: Duration,
@@ -111,7 +111,7 @@ impl RedisCache {
             .idle_timeout(config.idle_timeout)
             .max_lifetime(None)
             .test_on_check_out(true)
-            .build_unchecked(Manager { client, config: conn_config });
+            .build_unchecked(RedisManager { client, config: conn_config });
         register_metrics(registry, &pool, config.pool_size.max(1));
         let cache = RedisCache {
             pool,
@@ -129,7 +129,7 @@ impl RedisCache {
     }
 
     /// A pooled connection (one pool get), for commands this API does not cover.
-    pub async fn get_conn(&self) -> Result<bb8::PooledConnection<'_, Manager>, CacheError> {
+    pub async fn get_conn(&self) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
         self.pool.get().await.map_err(|e| match e {
             RunError::TimedOut => unavailable(Unavailable::Timeout),
             RunError::User(e) => map_redis(e),
@@ -199,7 +199,7 @@ impl RedisCache {
 
 /// Gauges from the pool's state and counters from its cumulative statistics, all read at
 /// collection time.
-fn register_metrics(registry: &Registry, pool: &Pool<Manager>, size: u32) {
+fn register_metrics(registry: &Registry, pool: &Pool<RedisManager>, size: u32) {
     registry.observe(&catalog::REDIS_POOL_SIZE, move |emit| emit(&[], f64::from(size)));
     let stat = |def, read: fn(&bb8::State) -> u64| {
         let pool = pool.clone();
