@@ -1,0 +1,221 @@
+//! Redis behind a bb8 pool. bb8 keeps cumulative, atomic statistics of every get and every
+//! closed connection; the `redis_pool_*` counters are those totals read at collection time, so
+//! they equal the true totals however often they are scraped.
+
+use std::time::Duration;
+
+use bb8::{ManageConnection, Pool, RunError};
+use compozy_core::Readiness;
+use compozy_telemetry::Registry;
+use compozy_telemetry::catalog;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError};
+
+use crate::config::{CacheConfig, mask_url};
+use crate::error::{CacheError, Unavailable};
+use crate::health::{HealthProbe, HealthState, spawn_probe};
+
+pub(crate) const BACKEND: &str = "redis";
+
+/// Sets the expiry only when the key has none, i.e. on the first increment: INCR and PEXPIRE
+/// run as one atomic script.
+const INCR_SCRIPT: &str = "local v = redis.call('INCR', KEYS[1]) \
+     if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+     return v";
+
+/// A connection and whether a command on it failed at the connection level; bb8 closes broken
+/// connections when they come back (counted in `connections_closed_broken`).
+pub struct RedisConn {
+    conn: MultiplexedConnection,
+    broken: bool,
+}
+
+impl RedisConn {
+    /// The raw connection, for commands this API does not cover.
+    pub fn connection(&mut self) -> &mut MultiplexedConnection {
+        &mut self.conn
+    }
+}
+
+/// bb8-redis's manager without its two gaps: connect and response timeouts, and broken-connection
+/// reporting (it never reports one).
+#[derive(Clone)]
+pub struct RedisManager {
+    client: Client,
+    config: AsyncConnectionConfig,
+}
+
+impl ManageConnection for RedisManager {
+    type Connection = RedisConn;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<RedisConn, RedisError> {
+        let conn = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
+        Ok(RedisConn { conn, broken: false })
+    }
+
+    async fn is_valid(&self, c: &mut RedisConn) -> Result<(), RedisError> {
+        redis::cmd("PING").query_async::<()>(&mut c.conn).await
+    }
+
+    fn has_broken(&self, c: &mut RedisConn) -> bool {
+        c.broken
+    }
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+fn unavailable(reason: Unavailable) -> CacheError {
+    CacheError::Unavailable { backend: BACKEND, reason }
+}
+
+fn map_redis(e: RedisError) -> CacheError {
+    if e.is_timeout() {
+        unavailable(Unavailable::Timeout)
+    } else if is_connection_error(&e) {
+        tracing::debug!(error = %e, "redis unavailable");
+        unavailable(Unavailable::Unreachable)
+    } else {
+        CacheError::Command(e.to_string())
+    }
+}
+
+/// Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct RedisCache {
+    pool: Pool<RedisManager>,
+    prefix: String,
+    health: std::sync::Arc<HealthState>,
+    pool_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    /// Builds the pool, registers the `redis_pool_*` metrics and pings once.
+    pub async fn connect(config: &CacheConfig, url: &str, registry: &Registry) -> Result<RedisCache, CacheError> {
+        let client = Client::open(url)
+            .map_err(|e| CacheError::Config(format!("cannot parse cache url {}: {e}", mask_url(url))))?;
+        let conn_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout));
+        let pool = Pool::builder()
+            .max_size(config.pool_size.max(1))
+            .connection_timeout(config.pool_timeout)
+            .idle_timeout(config.idle_timeout)
+            .max_lifetime(None)
+            .test_on_check_out(true)
+            .build_unchecked(RedisManager { client, config: conn_config });
+        register_metrics(registry, &pool, config.pool_size.max(1));
+        let cache = RedisCache {
+            pool,
+            prefix: config.prefix.clone(),
+            health: HealthState::new(BACKEND),
+            pool_timeout: config.pool_timeout,
+        };
+        cache.ping().await?;
+        tracing::info!(url = %mask_url(url), pool_size = config.pool_size, "redis cache connected");
+        Ok(cache)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// A pooled connection (one pool get), for commands this API does not cover.
+    pub async fn get_conn(&self) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
+        self.pool.get().await.map_err(|e| match e {
+            RunError::TimedOut => unavailable(Unavailable::Timeout),
+            RunError::User(e) => map_redis(e),
+        })
+    }
+
+    /// Runs `cmd` on a pooled connection, marking the connection broken on a connection error.
+    async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, CacheError> {
+        let mut conn = self.get_conn().await?;
+        match cmd.query_async::<T>(&mut conn.conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                conn.broken = is_connection_error(&e);
+                Err(map_redis(e))
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.run(redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let ms = super::ttl_millis(ttl);
+        self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(ms)).await
+    }
+
+    pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let ms = super::ttl_millis(ttl);
+        let reply: Option<String> =
+            self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(ms).arg("NX")).await?;
+        Ok(reply.is_some())
+    }
+
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+        let ms = super::ttl_millis(ttl);
+        self.run(redis::cmd("EVAL").arg(INCR_SCRIPT).arg(1).arg(self.key(key)).arg(ms)).await
+    }
+
+    pub async fn del(&self, key: &str) -> Result<bool, CacheError> {
+        let n: i64 = self.run(redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(n > 0)
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        self.run::<()>(&redis::cmd("PING")).await
+    }
+
+    /// Starts a task pinging every `interval` and registers the `cache` readiness check, which
+    /// reads the last result without I/O. Dropping the handle stops the probe.
+    pub fn spawn_health_probe(&self, readiness: &Readiness, interval: Duration) -> HealthProbe {
+        self.health.register(readiness, "cache");
+        let cache = self.clone();
+        // Longer than the pool timeout, so the pool's own timeout (and its counter) fires first.
+        let timeout = self.pool_timeout + Duration::from_secs(1);
+        spawn_probe(self.health.clone(), interval, timeout, move || {
+            let cache = cache.clone();
+            async move {
+                cache.ping().await.map_err(|e| match e {
+                    CacheError::Unavailable { reason, .. } => reason,
+                    _ => Unavailable::Unreachable,
+                })
+            }
+        })
+    }
+}
+
+/// Gauges from the pool's state and counters from its cumulative statistics, all read at
+/// collection time.
+fn register_metrics(registry: &Registry, pool: &Pool<RedisManager>, size: u32) {
+    registry.observe(&catalog::REDIS_POOL_SIZE, move |emit| emit(&[], f64::from(size)));
+    let stat = |def, read: fn(&bb8::State) -> u64| {
+        let pool = pool.clone();
+        // u64 → f64 is exact below 2^53, far above any realistic count.
+        registry.observe(def, move |emit| emit(&[], read(&pool.state()) as f64));
+    };
+    stat(&catalog::REDIS_POOL_TOTAL_CONNS, |s| u64::from(s.connections));
+    stat(&catalog::REDIS_POOL_IDLE_CONNS, |s| u64::from(s.idle_connections));
+    stat(&catalog::REDIS_POOL_HITS, |s| s.statistics.get_direct);
+    stat(&catalog::REDIS_POOL_MISSES, |s| s.statistics.get_waited);
+    stat(&catalog::REDIS_POOL_TIMEOUTS, |s| s.statistics.get_timed_out);
+    stat(&catalog::REDIS_POOL_STALE_CONNS, |s| {
+        let st = &s.statistics;
+        st.connections_closed_broken
+            + st.connections_closed_invalid
+            + st.connections_closed_max_lifetime
+            + st.connections_closed_idle_timeout
+    });
+}

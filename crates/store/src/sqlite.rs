@@ -1,0 +1,69 @@
+//! Embedded SQLite: one database file in the data directory.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{SQLITE_DEFAULT_MAX_CONNECTIONS, StoreConfig};
+use crate::error::StoreError;
+
+pub(crate) const BACKEND: &str = "sqlite";
+
+/// File name of the embedded database inside the data directory.
+pub const DB_FILE: &str = "compozy.db";
+
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Lock file beside the database that serializes migrations.
+const MIGRATE_LOCK_FILE: &str = "compozy.db.migrate-lock";
+
+pub(crate) fn migrate_lock_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(MIGRATE_LOCK_FILE)
+}
+
+/// Takes an exclusive lock on `path`, waiting for other holders (other processes included);
+/// released when the file is dropped. sqlx's SQLite migrator has no lock of its own, so without
+/// this two concurrent runs both try to apply the same migration.
+pub(crate) async fn lock_migrations(path: PathBuf) -> Result<File, StoreError> {
+    let shown = path.display().to_string();
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await;
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) => Err(StoreError::Migrate(format!("cannot lock {shown}: {e}"))),
+        Err(e) => Err(StoreError::Migrate(format!("cannot lock {shown}: {e}"))),
+    }
+}
+
+/// How long a writer waits for SQLite's single write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool, u32), StoreError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::Config(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+    // WAL lets readers proceed while one connection writes.
+    let options = SqliteConnectOptions::new()
+        .filename(data_dir.join(DB_FILE))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let max = config.max_connections.unwrap_or(SQLITE_DEFAULT_MAX_CONNECTIONS);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(max)
+        .min_connections(config.min_connections.min(max))
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(config.idle_timeout)
+        .max_lifetime(config.max_lifetime)
+        .connect_lazy_with(options);
+    Ok((pool, max))
+}
