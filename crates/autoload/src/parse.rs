@@ -194,8 +194,16 @@ fn to_load_error(rel: &str, e: &serde_saphyr::Error) -> LoadError {
 
 /// The error text ends with " at line L, column C"; the position is kept in its own fields.
 fn strip_location(msg: &str) -> String {
+    let tail_is_position = |tail: &str| {
+        let Some(rest) = tail.strip_prefix(" at line ") else { return false };
+        let Some((line, col)) = rest.split_once(", column ") else { return false };
+        !line.is_empty()
+            && line.bytes().all(|b| b.is_ascii_digit())
+            && !col.is_empty()
+            && col.bytes().all(|b| b.is_ascii_digit())
+    };
     match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+        Some(i) if tail_is_position(&msg[i..]) => msg[..i].to_string(),
+        _ => msg.to_string(),
     }
 }

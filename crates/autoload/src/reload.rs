@@ -181,7 +181,10 @@ impl Autoloader {
                 let _ = tx.try_send(());
             }
         };
-        let poll_config = notify::Config::default().with_poll_interval(config.poll_interval);
+        // Polling compares contents: modification times have one-second resolution there, so
+        // two saves within a second would otherwise go unseen.
+        let poll_config =
+            notify::Config::default().with_poll_interval(config.poll_interval).with_compare_contents(true);
         if config.watch_method == WatchMethod::Native {
             match RecommendedWatcher::new(handler.clone(), notify::Config::default()) {
                 Ok(w) => return Ok(Box::new(w)),

@@ -256,6 +256,6 @@ fn config_parses_with_defaults_and_rejects_unknown_fields() {
     assert!(!c.strict && c.enabled && !c.watch);
     assert_eq!(c.debounce, std::time::Duration::from_secs(1));
     assert_eq!(c.max_file_size, 1024 * 1024);
-    let err = serde_saphyr::from_str::<AutoloadConfig>("stict: false\n").err().expect("unknown field");
+    let err = serde_saphyr::from_str::<AutoloadConfig>("stict: false\n").expect_err("unknown field");
     assert!(err.to_string().contains("unknown field `stict`"), "{err}");
 }
