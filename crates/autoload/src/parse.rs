@@ -105,45 +105,104 @@ struct Header {
 }
 
 fn parse_resource(rel: &str, text: &str, limits: Limits) -> Result<Parsed, LoadError> {
+    // Fast path: one parse instead of two when a line scan finds the kind. The scan can be
+    // fooled (multi-line flow collections), so its answer is confirmed by the `resource`
+    // field the full parse reads, and by the exact header parse before reporting an error.
+    if let Some(scan) = scan_header(text) {
+        match parse_as(rel, text, limits, scan.kind, scan.id_pos) {
+            Ok(parsed) if parsed.declared == scan.kind => return Ok(parsed.parsed),
+            Err(e) if header_kind(rel, text, limits).ok().map(|(k, _)| k) == Some(scan.kind) => return Err(e),
+            _ => {}
+        }
+    }
+    let (kind, id_pos) = header_kind(rel, text, limits)?;
+    parse_as(rel, text, limits, kind, id_pos).map(|p| p.parsed)
+}
+
+struct Scan {
+    kind: ResourceKind,
+    id_pos: Pos,
+}
+
+/// Finds exactly one top-level `resource:` line naming a known kind and exactly one top-level
+/// `id:` line. Anything else (JSON, flow style, duplicates) takes the exact path.
+fn scan_header(text: &str) -> Option<Scan> {
+    let (mut kind, mut id_pos) = (None, None);
+    for (n, line) in text.lines().enumerate() {
+        if let Some(rest) = line.strip_prefix("resource:") {
+            let value = rest.split(" #").next().unwrap_or_default().trim().trim_matches(['"', '\'']);
+            let found = ResourceKind::parse(value).filter(|k| k.as_str() == value)?;
+            if kind.replace(found).is_some() {
+                return None;
+            }
+        } else if let Some(rest) = line.strip_prefix("id:") {
+            let column = (line.len() - rest.trim_start().len() + 1) as u64;
+            if id_pos.replace(Pos { line: n as u64 + 1, column }).is_some() {
+                return None;
+            }
+        }
+    }
+    Some(Scan { kind: kind?, id_pos: id_pos? })
+}
+
+/// The exact header: the kind, and where the ID is.
+fn header_kind(rel: &str, text: &str, limits: Limits) -> Result<(ResourceKind, Pos), LoadError> {
     let header: Header = from_yaml(rel, text, limits)?;
     let Some(kind) = ResourceKind::parse(&header.resource.value).filter(|k| k.as_str() == header.resource.value) else {
         let pos = Pos::from(header.resource.referenced);
         let msg = "`resource` must be one of workflow, agent, tool, mcp";
         return Err(LoadError::new(rel, ErrorCategory::Validation, msg).at(pos.line, pos.column));
     };
-    let id_pos = match &header.id {
-        Some(id) => Pos::from(id.referenced),
-        None => return Err(LoadError::new(rel, ErrorCategory::Validation, "missing field `id`").at(1, 1)),
-    };
+    match &header.id {
+        Some(id) => Ok((kind, Pos::from(id.referenced))),
+        None => Err(LoadError::new(rel, ErrorCategory::Validation, "missing field `id`").at(1, 1)),
+    }
+}
+
+/// A parse with the `resource` value the file declares, to confirm the schema chosen.
+struct Typed {
+    parsed: Parsed,
+    declared: ResourceKind,
+}
+
+fn parse_as(rel: &str, text: &str, limits: Limits, kind: ResourceKind, id_pos: Pos) -> Result<Typed, LoadError> {
     let invalid = |i: Invalid| LoadError::new(rel, ErrorCategory::Validation, i.message).at(i.pos.line, i.pos.column);
     let at_id = |m: String| invalid(Invalid { pos: id_pos, message: m });
-    let simple =
-        |resource: Resource, references: Vec<Reference>| Parsed { resource, id_pos, references, slugs: Vec::new() };
+    let typed = |resource: Resource, declared, references| Typed {
+        parsed: Parsed { resource, id_pos, references, slugs: Vec::new() },
+        declared,
+    };
     match kind {
         ResourceKind::Workflow => {
-            let c = from_yaml::<RawWorkflow>(rel, text, limits)?.convert().map_err(invalid)?;
-            Ok(Parsed {
+            let raw = from_yaml::<RawWorkflow>(rel, text, limits)?;
+            let declared = raw.declared();
+            let c = raw.convert().map_err(invalid)?;
+            let parsed = Parsed {
                 resource: Resource::Workflow(c.workflow),
                 id_pos: c.id_pos,
                 references: c.references,
                 slugs: c.slugs,
-            })
+            };
+            Ok(Typed { parsed, declared })
         }
         ResourceKind::Tool => {
             let t: Tool = from_yaml(rel, text, limits)?;
             t.check().map_err(at_id)?;
-            Ok(simple(Resource::Tool(t), Vec::new()))
+            let declared = t.resource;
+            Ok(typed(Resource::Tool(t), declared, Vec::new()))
         }
         ResourceKind::Mcp => {
             let m: Mcp = from_yaml(rel, text, limits)?;
             m.check().map_err(at_id)?;
-            Ok(simple(Resource::Mcp(m), Vec::new()))
+            let declared = m.resource;
+            Ok(typed(Resource::Mcp(m), declared, Vec::new()))
         }
         ResourceKind::Agent => {
             let a: Agent = from_yaml(rel, text, limits)?;
             a.check().map_err(at_id)?;
             let refs = agent_references(&a, id_pos);
-            Ok(simple(Resource::Agent(a), refs))
+            let declared = a.resource;
+            Ok(typed(Resource::Agent(a), declared, refs))
         }
     }
 }
@@ -205,5 +264,32 @@ fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) if tail_is_position(&msg[i..]) => msg[..i].to_string(),
         _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_file_size: 1 << 20, max_nesting: 32 };
+
+    #[test]
+    fn a_fooled_line_scan_falls_back_to_the_exact_header() {
+        // The only `resource:` line at column 0 is inside a flow mapping of a tool.
+        let text =
+            "{resource: tool, id: t, command: x, input: {\nresource: agent\n, x: 1}, output: {\nid: nested\n}}\n";
+        let scan = scan_header(text).expect("the scan is fooled");
+        assert_eq!(scan.kind, ResourceKind::Agent);
+        let parsed = parse_resource("f.yaml", text, LIMITS).expect("loads as what it is");
+        assert_eq!(parsed.resource.kind(), ResourceKind::Tool);
+    }
+
+    #[test]
+    fn the_scan_and_the_header_agree_on_the_id_position() {
+        let text = "# comment\nresource: tool\nid:   spaced\ncommand: x\n";
+        let scan = scan_header(text).expect("scan");
+        let (_, exact) = header_kind("f.yaml", text, LIMITS).expect("header");
+        assert_eq!(scan.id_pos, exact);
+        assert_eq!(exact, Pos { line: 3, column: 7 });
     }
 }

@@ -234,6 +234,11 @@ pub(crate) struct Converted {
 }
 
 impl RawWorkflow {
+    /// The `resource` value the file declares.
+    pub(crate) fn declared(&self) -> ResourceKind {
+        self.resource
+    }
+
     pub(crate) fn convert(self) -> Result<Converted, Invalid> {
         let id_pos = Pos::from(self.id.referenced);
         if self.tasks.value.is_empty() {
