@@ -242,12 +242,23 @@ fn to_load_error(rel: &str, e: &serde_saphyr::Error) -> LoadError {
         E::SerdeInvalidType { expected, .. } => format!("invalid type, expected {expected}"),
         E::SerdeInvalidValue { expected, .. } => format!("invalid value, expected {expected}"),
         E::SerdeUnknownVariant { expected, .. } => format!("unknown value, expected one of {}", expected.join(", ")),
+        E::Budget { breach, .. } => budget_message(breach),
         other => strip_location(&other.to_string()),
     };
     let err = LoadError::new(rel, category, message);
     match inner.location() {
         Some(l) => err.at(l.line(), l.column()),
         None => err,
+    }
+}
+
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { .. } => "nested deeper than the limit (autoload.max_nesting)".into(),
+        B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } => "too many aliases or anchors".into(),
+        B::InputBytes { .. } | B::ScalarBytes { .. } => "larger than the limit (autoload.max_file_size)".into(),
+        other => format!("exceeds a parser limit ({other:?})"),
     }
 }
 

@@ -3,20 +3,32 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
 use crate::error::{ErrorCategory, LoadError};
 use crate::resources::{
     Agent, Mcp, Parsed, Pos, Reference, Resource, ResourceKind, Slug, SlugDecl, Tool, WebhookTrigger, Workflow,
 };
 
-/// One resource and the file it came from.
-#[derive(Clone, Debug, Serialize)]
+/// One resource and the file it came from. Serializes as
+/// `{"type": "tool", "id": "...", "file": "...", "spec": {...}}`, secrets redacted.
+#[derive(Clone, Debug)]
 pub struct Loaded {
     /// Root-relative path of the source file.
     pub file: String,
-    #[serde(rename = "spec")]
     pub resource: Resource,
+}
+
+impl Serialize for Loaded {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("Loaded", 4)?;
+        out.serialize_field("type", &self.kind())?;
+        out.serialize_field("id", self.resource.id())?;
+        out.serialize_field("file", &self.file)?;
+        out.serialize_field("spec", &self.resource)?;
+        out.end()
+    }
 }
 
 impl Loaded {

@@ -259,3 +259,27 @@ fn config_parses_with_defaults_and_rejects_unknown_fields() {
     let err = serde_saphyr::from_str::<AutoloadConfig>("stict: false\n").expect_err("unknown field");
     assert!(err.to_string().contains("unknown field `stict`"), "{err}");
 }
+
+#[test]
+fn unset_secret_variables_and_excess_nesting_are_reported() {
+    let p = Project::new();
+    p.write("env.yaml", "resource: tool\nid: e\ncommand: x\nenv:\n  TOKEN: ${COMPOZY_AUTOLOAD_SURELY_UNSET}\n");
+    let nested = format!("resource: tool\nid: n\ncommand: x\ninput: {}1{}\n", "[".repeat(40), "]".repeat(40));
+    p.write("nested.yaml", nested);
+    let (errors, m) = lenient_errors(&p);
+    let got: Vec<_> = errors.iter().map(|e| (e.file.as_str(), e.line, e.category, e.message.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "env.yaml",
+                Some(5),
+                ErrorCategory::Validation,
+                "environment variable COMPOZY_AUTOLOAD_SURELY_UNSET is not set"
+            ),
+            ("nested.yaml", Some(4), ErrorCategory::Parse, "nested deeper than the limit (autoload.max_nesting)"),
+        ]
+    );
+    assert_eq!(errors_metric(&m, "validation_error"), 1.0);
+    assert_eq!(errors_metric(&m, "parse_error"), 1.0);
+}
