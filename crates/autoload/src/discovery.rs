@@ -136,3 +136,45 @@ fn confine(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, LoadError> {
     }
     Ok(real)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(include: &[&str], exclude: &[&str]) -> Matcher {
+        let config = AutoloadConfig {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..AutoloadConfig::default()
+        };
+        Matcher::new(&config).expect("valid patterns")
+    }
+
+    #[test]
+    fn patterns_follow_gitignore_like_rules() {
+        let m = matcher(&["resources/*.yaml", "*.json"], &["drafts/**", "skip.json"]);
+        assert!(m.selects("resources/a.yaml"));
+        assert!(!m.selects("resources/sub/a.yaml"), "`*` does not cross `/`");
+        assert!(m.selects("deep/down/x.json"), "a pattern without `/` matches at any depth");
+        assert!(!m.selects("deep/skip.json"));
+        assert!(!m.selects("resources/a.yaml~"));
+        assert!(m.prunes("drafts") && !m.prunes("resources"));
+        assert!(m.prunes("a/.git") && m.prunes("..2024_01_01") && !m.prunes("a/.github"));
+    }
+
+    #[test]
+    fn the_project_file_is_never_a_resource_at_the_root() {
+        let m = matcher(&["**/*.yaml"], &[]);
+        assert!(!m.selects("compozy.yaml"));
+        assert!(m.selects("nested/compozy.yaml"));
+    }
+
+    #[test]
+    fn an_invalid_glob_names_the_pattern() {
+        let config = AutoloadConfig { include: vec!["a/[b.yaml".into()], ..AutoloadConfig::default() };
+        let err = Matcher::new(&config).expect_err("unclosed class");
+        assert!(
+            matches!(err, ConfigError::InvalidPattern { field: "include", ref pattern, .. } if pattern == "a/[b.yaml")
+        );
+    }
+}

@@ -31,6 +31,8 @@ pub mod validate;
 pub use config::{AutoloadConfig, ConfigError, WatchMethod};
 pub use error::{ErrorCategory, LoadError};
 pub use load::LoadReport;
+/// What a reload returns: the same report as any load.
+pub type ReloadReport = LoadReport;
 pub use metrics::AutoloadMetrics;
 pub use registry::{Loaded, ProjectRegistry};
 pub use reload::{Autoloader, ReloadError, WatchError};

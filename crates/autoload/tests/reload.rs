@@ -173,3 +173,43 @@ async fn watch_follows_a_configmap_style_symlink_swap() {
     stop.send(()).expect("watcher alive");
     tokio::time::timeout(Duration::from_secs(10), task).await.expect("watch stops").expect("no panic");
 }
+
+#[test]
+fn a_file_rewritten_during_loads_is_loaded_whole_or_reported() {
+    let p = Project::new();
+    let short = "resource: tool\nid: t\ncommand: /bin/a\n".to_string();
+    let long = format!("resource: tool\nid: t\ncommand: /bin/{}\n", "b".repeat(4000));
+    p.write("t.yaml", &short);
+    let path = p.root().join("t.yaml");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, short, long) = (stop.clone(), short.clone(), long.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&path, if i % 2 == 0 { &long } else { &short }).expect("rewrite");
+                i += 1;
+            }
+        })
+    };
+    let m = metrics();
+    let loader = autoloader(&p, lenient(), &m);
+    let (mut loaded, mut reported) = (0, 0);
+    for _ in 0..200 {
+        let report = loader.reload_blocking().expect("lenient");
+        match loader.current().tool("t") {
+            Some(t) => {
+                assert!(t.command == "/bin/a" || t.command == format!("/bin/{}", "b".repeat(4000)), "torn read loaded");
+                assert!(report.errors.is_empty());
+                loaded += 1;
+            }
+            None => {
+                assert_eq!(report.errors.len(), 1, "a missing tool is always reported");
+                reported += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert_eq!(loaded + reported, 200);
+}
