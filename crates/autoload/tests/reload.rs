@@ -187,7 +187,7 @@ fn a_file_rewritten_during_loads_is_loaded_whole_or_reported() {
         std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::fs::write(&path, if i % 2 == 0 { &long } else { &short }).expect("rewrite");
+                std::fs::write(&path, if i.is_multiple_of(2) { &long } else { &short }).expect("rewrite");
                 i += 1;
             }
         })
