@@ -1,0 +1,393 @@
+//! `resource: workflow`: triggers, an optional input schema and an ordered list of tasks.
+//!
+//! The file is read into `Raw*` types (flat, so every field error keeps its line) and then
+//! converted into the typed model, where each trigger and task kind is its own variant.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use compozy_core::Secret;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::common::{RetryPolicy, check_url};
+use super::{Id, Invalid, Pos, Reference, ResourceKind, Slug, SlugDecl};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Workflow {
+    pub resource: ResourceKind,
+    pub id: Id,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub triggers: Vec<Trigger>,
+    /// JSON Schema of the run input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    pub tasks: Vec<Task>,
+}
+
+impl Workflow {
+    pub fn webhooks(&self) -> impl Iterator<Item = &WebhookTrigger> {
+        self.triggers.iter().filter_map(|t| match t {
+            Trigger::Webhook(w) => Some(w),
+            Trigger::Manual => None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Trigger {
+    Webhook(WebhookTrigger),
+    /// Runs started through the API or the CLI.
+    Manual,
+}
+
+/// Receives `POST /api/v0/hooks/{slug}`. `verify`, `dedupe` and `events` are checked for shape
+/// here; the webhook component gives them their full meaning.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookTrigger {
+    pub slug: Slug,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub verify: Verify,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<Dedupe>,
+    pub events: Vec<WebhookEvent>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMethod {
+    #[default]
+    None,
+    Hmac,
+    Github,
+    Stripe,
+    StandardWebhooks,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    pub method: VerifyMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// Signature header, for `hmac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Accepted clock skew for timestamped signatures.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    /// Where the delivery ID is read, e.g. `header.X-GitHub-Delivery` or `body.id`.
+    pub key: String,
+    #[serde(default = "default_dedupe_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+fn default_dedupe_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEvent {
+    pub name: String,
+    /// A CEL expression over the request; the first matching event wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// A template producing the run input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Task {
+    pub id: Id,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Action {
+    Tool(ToolAction),
+    Http(HttpAction),
+    Wait(WaitAction),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ToolAction {
+    pub tool: Id,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpAction {
+    pub method: String,
+    /// May embed credentials, so it is kept as a secret.
+    pub url: Secret,
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WaitAction {
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+}
+
+// --- what the file holds -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkflow {
+    resource: ResourceKind,
+    id: Spanned<Id>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    triggers: Vec<RawTrigger>,
+    #[serde(default)]
+    input: Option<Spanned<serde_json::Value>>,
+    tasks: Spanned<Vec<RawTask>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TriggerKind {
+    Webhook,
+    Manual,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    #[serde(rename = "type")]
+    kind: Spanned<TriggerKind>,
+    #[serde(default)]
+    slug: Option<Spanned<Slug>>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    verify: Option<Verify>,
+    #[serde(default)]
+    dedupe: Option<Dedupe>,
+    #[serde(default)]
+    events: Option<Vec<WebhookEvent>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TaskKind {
+    Tool,
+    Http,
+    Wait,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    id: Spanned<Id>,
+    #[serde(rename = "type")]
+    kind: Spanned<TaskKind>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    #[serde(default)]
+    retry: Option<RetryPolicy>,
+    #[serde(default)]
+    tool: Option<Spanned<Id>>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    url: Option<Secret>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, Secret>>,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+    #[serde(default, with = "humantime_serde")]
+    duration: Option<Duration>,
+}
+
+/// The typed workflow, and what the registry checks across files.
+pub(crate) struct Converted {
+    pub workflow: Workflow,
+    pub id_pos: Pos,
+    pub references: Vec<Reference>,
+    pub slugs: Vec<SlugDecl>,
+}
+
+impl RawWorkflow {
+    /// The `resource` value the file declares.
+    pub(crate) fn declared(&self) -> ResourceKind {
+        self.resource
+    }
+
+    pub(crate) fn convert(self) -> Result<Converted, Invalid> {
+        let id_pos = Pos::from(self.id.referenced);
+        if self.tasks.value.is_empty() {
+            return Err(Invalid::new(self.tasks.referenced, "a workflow needs at least one task"));
+        }
+        if let Some(input) = &self.input
+            && !input.value.is_object()
+        {
+            return Err(Invalid::new(input.referenced, "input must be a JSON Schema object"));
+        }
+        let mut slugs = Vec::new();
+        let mut triggers = Vec::with_capacity(self.triggers.len());
+        for raw in self.triggers {
+            if let Some(s) = &raw.slug {
+                slugs.push(SlugDecl { slug: s.value.clone(), pos: s.referenced.into() });
+            }
+            triggers.push(raw.convert()?);
+        }
+        let mut references = Vec::new();
+        let mut seen = HashSet::new();
+        let mut tasks = Vec::with_capacity(self.tasks.value.len());
+        for raw in self.tasks.value {
+            if !seen.insert(raw.id.value.key()) {
+                return Err(Invalid::new(raw.id.referenced, format!("task id `{}` is used twice", raw.id.value)));
+            }
+            if let Some(tool) = &raw.tool {
+                let from = format!("task `{}`", raw.id.value);
+                references.push(Reference {
+                    kind: ResourceKind::Tool,
+                    id: tool.value.clone(),
+                    pos: tool.referenced.into(),
+                    from,
+                });
+            }
+            tasks.push(raw.convert()?);
+        }
+        let workflow = Workflow {
+            resource: self.resource,
+            id: self.id.value,
+            description: self.description,
+            triggers,
+            input: self.input.map(|i| i.value),
+            tasks,
+        };
+        Ok(Converted { workflow, id_pos, references, slugs })
+    }
+}
+
+impl RawTrigger {
+    fn convert(self) -> Result<Trigger, Invalid> {
+        let at = self.kind.referenced;
+        match self.kind.value {
+            TriggerKind::Manual => {
+                let extra = self.slug.is_some()
+                    || self.source.is_some()
+                    || self.verify.is_some()
+                    || self.dedupe.is_some()
+                    || self.events.is_some();
+                if extra {
+                    return Err(Invalid::new(at, "a manual trigger takes no slug, source, verify, dedupe or events"));
+                }
+                Ok(Trigger::Manual)
+            }
+            TriggerKind::Webhook => {
+                let slug = self.slug.ok_or_else(|| Invalid::new(at, "a webhook trigger needs a slug"))?.value;
+                let verify = self.verify.unwrap_or_default();
+                check_verify(&verify).map_err(|m| Invalid::new(at, m))?;
+                if let Some(d) = &self.dedupe
+                    && (d.key.trim().is_empty() || d.ttl.is_zero())
+                {
+                    return Err(Invalid::new(at, "dedupe needs a key and a ttl greater than 0"));
+                }
+                let events = self.events.unwrap_or_default();
+                if events.iter().any(|e| e.name.trim().is_empty()) {
+                    return Err(Invalid::new(at, "every webhook event needs a name"));
+                }
+                Ok(Trigger::Webhook(WebhookTrigger { slug, source: self.source, verify, dedupe: self.dedupe, events }))
+            }
+        }
+    }
+}
+
+fn check_verify(v: &Verify) -> Result<(), String> {
+    let has_secret = v.secret.as_ref().is_some_and(|s| !s.is_empty());
+    match v.method {
+        VerifyMethod::None if has_secret => Err("verify.secret is set but verify.method is none".into()),
+        VerifyMethod::None => Ok(()),
+        _ if !has_secret => Err("verify.method needs a non-empty verify.secret".into()),
+        VerifyMethod::Hmac if v.header.is_none() => Err("verify.method hmac needs verify.header".into()),
+        _ => Ok(()),
+    }
+}
+
+impl RawTask {
+    fn convert(self) -> Result<Task, Invalid> {
+        let at = self.kind.referenced;
+        let invalid = |m: String| Invalid::new(at, format!("task `{}`: {m}", self.id.value));
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            return Err(invalid("timeout must be greater than 0 and at most 24h".into()));
+        }
+        let retry = self.retry.clone().unwrap_or_default();
+        retry.check().map_err(invalid)?;
+        self.unused_fields().map_err(invalid)?;
+        let action = self.action().map_err(invalid)?;
+        Ok(Task { id: self.id.value, timeout, retry, action })
+    }
+
+    /// Fields that belong to another task kind are errors, not silently ignored.
+    fn unused_fields(&self) -> Result<(), String> {
+        let kind = self.kind.value;
+        let fields: [(&str, bool, TaskKind); 7] = [
+            ("tool", self.tool.is_some(), TaskKind::Tool),
+            ("input", self.input.is_some(), TaskKind::Tool),
+            ("method", self.method.is_some(), TaskKind::Http),
+            ("url", self.url.is_some(), TaskKind::Http),
+            ("headers", self.headers.is_some(), TaskKind::Http),
+            ("body", self.body.is_some(), TaskKind::Http),
+            ("duration", self.duration.is_some(), TaskKind::Wait),
+        ];
+        match fields.iter().find(|(_, set, owner)| *set && *owner != kind) {
+            Some((name, _, owner)) => Err(format!("`{name}` is only valid for {owner:?} tasks").to_lowercase()),
+            None => Ok(()),
+        }
+    }
+
+    fn action(&self) -> Result<Action, String> {
+        match self.kind.value {
+            TaskKind::Tool => {
+                let tool = self.tool.as_ref().ok_or("a tool task needs `tool` (a tool id)")?.value.clone();
+                Ok(Action::Tool(ToolAction { tool, input: self.input.clone() }))
+            }
+            TaskKind::Http => {
+                let url = self.url.clone().ok_or("an http task needs `url`")?;
+                check_url("url", url.expose())?;
+                let method = self.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+                if !HTTP_METHODS.contains(&method.as_str()) {
+                    return Err(format!("method must be one of {}", HTTP_METHODS.join(", ")));
+                }
+                let headers = self.headers.clone().unwrap_or_default();
+                Ok(Action::Http(HttpAction { method, url, headers, body: self.body.clone() }))
+            }
+            TaskKind::Wait => {
+                let duration = self.duration.ok_or("a wait task needs `duration`")?;
+                if duration > MAX_TIMEOUT {
+                    return Err("duration must be at most 24h".into());
+                }
+                Ok(Action::Wait(WaitAction { duration }))
+            }
+        }
+    }
+}
