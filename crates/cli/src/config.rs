@@ -162,6 +162,13 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
     Ok(Loaded { config, unknown_env, root, file: sources.file })
 }
 
+/// Keys whose values are secrets: errors about them never print the value.
+const SECRET_KEYS: &[&str] = &["monitoring.bearer_token", "monitoring.otlp.headers", "database.url", "redis.url"];
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|s| key == *s || key.starts_with(&format!("{s}.")))
+}
+
 /// Environment variables with a meaning of their own, not configuration keys.
 const RESERVED_ENV: &[&str] = &["COMPOZY_CONFIG", "COMPOZY_REQUIRE_SERVICES", "COMPOZY_UPDATE_DOCS", "COMPOZY_COMMIT"];
 
@@ -190,7 +197,18 @@ fn deserialize(tree: Value, origin: &BTreeMap<String, Source>) -> Result<Config,
             .map(|(_, s)| s.to_string())
             .next()
             .unwrap_or_else(|| "defaults".into());
-        ConfigError::Value { key, value, origin: from, message: e.into_inner().to_string() }
+        let message = e.into_inner().to_string();
+        if is_secret_key(&key) {
+            // serde quotes the offending value in its message; say only what was expected.
+            let expected = message.split_once("expected ").map_or("a string", |(_, exp)| exp).to_string();
+            return ConfigError::Value {
+                key,
+                value: "[redacted]".into(),
+                origin: from,
+                message: format!("expected {expected}"),
+            };
+        }
+        ConfigError::Value { key, value, origin: from, message }
     })
 }
 
@@ -311,6 +329,38 @@ mod tests {
         let loaded = load(Sources { env: vec![("COMPOZY_SERVR_PORT".into(), "1".into())], ..Default::default() })
             .expect("unknown variables are not fatal");
         assert_eq!(loaded.unknown_env, ["COMPOZY_SERVR_PORT"]);
+    }
+
+    #[test]
+    fn errors_about_secrets_never_print_them() {
+        let err = load(Sources {
+            env: vec![("COMPOZY_MONITORING_OTLP_HEADERS".into(), "authorization=Bearer abc123".into())],
+            ..Default::default()
+        })
+        .expect_err("a string is not a map")
+        .to_string();
+        assert!(err.contains("`monitoring.otlp.headers`") && err.contains("[redacted]"), "{err}");
+        assert!(!err.contains("abc123"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(&dir, "monitoring:\n  bearer_token: [s3cr3t-token]\n");
+        let err = load(Sources { file: Some(file), ..Default::default() }).expect_err("not a string").to_string();
+        assert!(!err.contains("s3cr3t-token") && err.contains("`monitoring.bearer_token`"), "{err}");
+    }
+
+    #[test]
+    fn empty_bearer_tokens_and_reserved_metrics_paths_are_refused() {
+        let err =
+            load(Sources { env: vec![("COMPOZY_MONITORING_BEARER_TOKEN".into(), "".into())], ..Default::default() })
+                .expect_err("empty token")
+                .to_string();
+        assert!(err.contains("monitoring.bearer_token"), "{err}");
+        for path in ["/healthz", "/readyz", "/metrics/:x", "/*all", "/api/v0/metrics"] {
+            let err =
+                load(Sources { env: vec![("COMPOZY_MONITORING_PATH".into(), path.into())], ..Default::default() })
+                    .expect_err("reserved path")
+                    .to_string();
+            assert!(err.contains("monitoring.path"), "{path}: {err}");
+        }
     }
 
     #[test]

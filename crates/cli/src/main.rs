@@ -63,15 +63,35 @@ fn sources(cli_config: Option<PathBuf>, flags: Vec<(&'static str, &'static str, 
     Sources { file: cli_config.or_else(default_file), env: std::env::vars().collect(), flags }
 }
 
+/// `EX_CONFIG` from sysexits: the configuration is wrong (2 stays clap's usage error).
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            let config_error = e.downcast_ref::<config::ConfigError>().is_some();
+            ExitCode::from(if config_error { EXIT_CONFIG } else { 1 })
         }
     }
+}
+
+/// Panics go through the log (one structured line with their location) instead of the default
+/// hook's plain text; the message is cut short because it may quote request input.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        let message: String = message.chars().take(160).collect();
+        tracing::error!(location, message, "panic");
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -102,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let loaded = load(sources(cli.config, flags))?;
             logging::init(&loaded.config.log)?;
+            install_panic_hook();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve::run(loaded))?;
         }

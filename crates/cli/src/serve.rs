@@ -57,7 +57,16 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     );
 
     let (stop_otlp, otlp_task) = start_otlp(&config, &registry)?;
-    compozy_server::serve(&app, listener, metrics_listener, compozy_server::shutdown_signal()).await?;
+    let shutdown = async {
+        compozy_server::shutdown_signal().await;
+        // A second signal means "now": skip the graceful deadline.
+        tokio::spawn(async {
+            compozy_server::shutdown_signal().await;
+            tracing::warn!("second signal: exiting without waiting for in-flight requests");
+            std::process::exit(130);
+        });
+    };
+    compozy_server::serve(&app, listener, metrics_listener, shutdown).await?;
     if let (Some(stop), Some(task)) = (stop_otlp, otlp_task) {
         let _ = stop.send(());
         let _ = task.await;

@@ -76,6 +76,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -120,7 +121,8 @@ fn metrics_of_a_running_engine_pass_promtool_with_no_findings() {
     assert_eq!(engine.get("/nope", None).0, 404);
     let (status, text) = engine.get("/metrics", None);
     assert_eq!(status, 200);
-    assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 1"));
+    assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 1\n"));
+    assert!(text.contains("compozy_server_ready 1"), "ready with no failing component");
     let (ok, findings) = promtool_check(&text);
     assert!(ok && findings.trim().is_empty(), "promtool findings:\n{findings}");
     // Unknown Accept values get the 0.0.4 text too.
@@ -212,7 +214,7 @@ fn malformed_configuration_fails_with_a_clear_message() {
 
     std::fs::write(dir.path().join("compozy.yaml"), "server: [1, 2\n").expect("write");
     let out = Command::new(BIN).args(["serve"]).current_dir(dir.path()).output().expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78), "configuration errors exit with EX_CONFIG");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid YAML"));
 
     let out = Command::new(BIN)
@@ -223,14 +225,17 @@ fn malformed_configuration_fails_with_a_clear_message() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read configuration file"));
 
+    std::fs::write(dir.path().join("empty.yaml"), "").expect("write");
     let out = Command::new(BIN)
         .args(["config", "show"])
         .current_dir(dir.path())
-        .env("COMPOZY_CONFIG", dir.path().join("missing.yaml"))
+        .env("COMPOZY_CONFIG", dir.path().join("empty.yaml"))
         .env("COMPOZY_MONITORING_NAMESPACE", "Bad-Name")
         .output()
         .expect("run");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`monitoring.namespace`") && err.contains("Bad-Name"), "{err}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The application: routes from every component, the middleware stack, health endpoints.
 //!
-//! Stack order, outermost first: request id → metrics → catch panic → problem normalisation
-//! → body limit → timeout → router (→ per-route tag → declared-length check → handler). The metrics layer sits outside
-//! everything that can refuse a request, so refusals are measured; panics are caught just
-//! inside it, so a panic is recorded as the 500 actually sent.
+//! Stack order, outermost first: metrics → request id → catch panic → problem normalisation
+//! → body limit → timeout → router (→ per-route tag and declared-length check → handler).
+//! The metrics layer sits outside everything that can refuse a request, so refusals are
+//! measured; the request id is set just inside it, so the metrics layer reads it from the
+//! response for its log line; panics are caught inside both, so a panic is recorded as the
+//! 500 actually sent, with its request id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,8 +133,8 @@ type ServiceStack = tower::layer::util::Stack<
             tower::layer::util::Stack<
                 CatchPanicLayer,
                 tower::layer::util::Stack<
-                    MetricsLayer,
-                    tower::layer::util::Stack<RequestIdLayer, tower::layer::util::Identity>,
+                    RequestIdLayer,
+                    tower::layer::util::Stack<MetricsLayer, tower::layer::util::Identity>,
                 >,
             >,
         >,
@@ -145,8 +147,8 @@ impl App {
     pub fn service(&self) -> HttpService {
         let normalize: fn(Response) -> Response = normalize;
         ServiceBuilder::new()
-            .layer(RequestIdLayer)
             .layer(MetricsLayer::new(self.http_metrics.clone()))
+            .layer(RequestIdLayer)
             .layer(CatchPanicLayer)
             .layer(MapResponseLayer::new(normalize))
             .layer(BodyLimitLayer(self.server.body_limit))
@@ -218,15 +220,17 @@ async fn metrics(State(probes): State<Probes>, headers: HeaderMap) -> Response {
     response
 }
 
-/// Constant-time comparison of the presented bearer token with the configured one.
+/// Whether the request presents the configured bearer token. Digests of both sides are
+/// compared in constant time, so neither the token nor its length leaks through timing.
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    presented.len() == token.len() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some((scheme, presented)) = value.split_once(' ') else { return false };
+    if !scheme.eq_ignore_ascii_case("bearer") || presented.is_empty() {
+        return false;
+    }
+    bool::from(Sha256::digest(presented.trim().as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())))
 }
 
 async fn not_found() -> Problem {

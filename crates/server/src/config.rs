@@ -23,6 +23,10 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before closing connections.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long `/readyz` answers 503 before the listener closes on shutdown, so load
+    /// balancers stop sending first (0 to close at once).
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     /// Longest time a client may take to send request headers.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
@@ -35,6 +39,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             body_limit: 2 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             header_read_timeout: Duration::from_secs(10),
         }
     }
@@ -118,11 +123,20 @@ impl MonitoringConfig {
             });
         }
         let p = &self.path;
-        if !p.starts_with('/') || p.starts_with("/api/") || p.contains(['?', '#', '{', '}']) || p == "/" {
+        let reserved = ["/", "/healthz", "/readyz"].contains(&p.as_str()) || p.starts_with("/api/");
+        let bad_segment = p.split('/').any(|seg| seg.starts_with([':', '*']));
+        if !p.starts_with('/') || reserved || bad_segment || p.contains(['?', '#', '{', '}', ' ']) {
             return Err(InvalidConfig {
                 key: "monitoring.path",
                 value: p.clone(),
-                expected: "an absolute path outside /api/ without ?, # or {}",
+                expected: "an absolute path outside /api/, other than /healthz and /readyz, without ?, #, {}, : or * segments",
+            });
+        }
+        if self.bearer_token.as_ref().is_some_and(|t| t.expose().trim().is_empty()) {
+            return Err(InvalidConfig {
+                key: "monitoring.bearer_token",
+                value: "(empty)".into(),
+                expected: "a non-empty token, or no key at all",
             });
         }
         if self.series_limit == 0 {
@@ -145,6 +159,13 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.body_limit == 0 {
             return Err(InvalidConfig { key: "server.body_limit", value: "0".into(), expected: "at least 1 byte" });
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(InvalidConfig {
+                key: "server.header_read_timeout",
+                value: "0s".into(),
+                expected: "a positive duration",
+            });
         }
         if self.request_timeout.is_zero() {
             return Err(InvalidConfig {

@@ -3,6 +3,7 @@
 //! Label handles are resolved once per (method, route, status) and kept in a lock-free table,
 //! so recording a finished request costs a few relaxed atomic adds and no allocation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct HttpMetrics {
     in_flight: [Arc<UpDownGauge>; METHODS.len()],
     /// `[method][route]` → a row of status slots, allocated on first use of the pair.
     table: Box<[OnceLock<StatusRow>]>,
+    /// Set when shutdown cuts connections at its deadline.
+    aborting: AtomicBool,
 }
 
 /// What one finished request was, as the metrics layer saw it.
@@ -82,7 +85,18 @@ impl HttpMetrics {
             response_size: registry.histogram(&catalog::HTTP_RESPONSE_SIZE),
             in_flight,
             table,
+            aborting: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, requests dropped without a response were cut by the server (503), not
+    /// abandoned by their client (499).
+    pub fn set_aborting(&self) {
+        self.aborting.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_aborting(&self) -> bool {
+        self.aborting.load(Ordering::Relaxed)
     }
 
     /// The template of route `index` (0 is `unmatched`).

@@ -58,32 +58,37 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Rewrites error responses that are not problem documents yet (axum's 405 and extractor
-/// rejections, timeouts) into problem+json, keeping their other headers.
+/// Rewrites the framework's own error responses into problem+json, keeping their headers
+/// (`Allow` on 405, `Connection`, `Retry-After`, ...): axum's 405 (no body), extractor
+/// rejections (plain text) and the request timeout (an empty 503). Responses a handler wrote
+/// with a body of another type (JSON from `/readyz`, for example) are left alone.
 pub fn normalize(response: Response) -> Response {
     let status = response.status();
-    if status.as_u16() < 400 || is_problem(&response) {
+    if status.as_u16() < 400 || !is_framework_error(&response) {
         return response;
     }
+    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
     let (mut parts, _) = response.into_parts();
-    let mut problem = match status {
+    let problem = match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
             Problem::new(status, "payload-too-large", "request body too large".to_string())
         }
-        StatusCode::SERVICE_UNAVAILABLE => Problem::new(status, "timeout", "the request took too long".to_string()),
+        // The only bare 503 in the stack is the request timeout's.
+        StatusCode::SERVICE_UNAVAILABLE if bare => {
+            Problem::new(status, "timeout", "the request took too long".to_string())
+        }
         _ => Problem::from_status(status),
-    }
-    .into_response();
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
-    std::mem::swap(problem.headers_mut(), &mut parts.headers);
-    let body = std::mem::take(problem.body_mut());
-    Response::from_parts(parts, body)
+    Response::from_parts(parts, Body::from(body))
 }
 
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()))
+/// No content type, or plain text: what axum and tower-http produce for their errors.
+fn is_framework_error(response: &Response) -> bool {
+    match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.as_bytes().starts_with(b"text/plain"),
+    }
 }

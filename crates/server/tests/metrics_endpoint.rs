@@ -57,7 +57,12 @@ async fn bearer_token_and_separate_listener() {
     assert_eq!(status, 401);
     let (status, _, body) = raw(metrics, &scrape(None, Some("s3cret"))).await;
     assert_eq!(status, 200);
-    assert!(String::from_utf8_lossy(&body).contains("compozy_build_info") || !body.is_empty());
+    assert!(String::from_utf8_lossy(&body).contains("# TYPE compozy_http_requests_in_flight gauge"));
+    // The scheme is case-insensitive; the token is not.
+    let (status, _, _) = raw(metrics, &scrape(None, Some("s3cret").map(|_| "S3CRET"))).await;
+    assert_eq!(status, 401);
+    let lower = b"GET /metrics HTTP/1.1\r\nhost: t\r\nconnection: close\r\nauthorization: bearer s3cret\r\n\r\n";
+    assert_eq!(raw(metrics, lower).await.0, 200);
     // Not served on the API listener.
     let (status, _, _) = raw(server.addr, &scrape(None, Some("s3cret"))).await;
     assert_eq!(status, 404);
@@ -102,6 +107,6 @@ async fn a_family_past_its_cap_folds_into_overflow() {
     assert_eq!(server.settle(&overflow, 2.0).await, 2.0);
     let s = server.samples();
     assert_eq!(s[&series("compozy_http_requests_total", "GET", "/a", "200")], 1.0);
-    assert_eq!(s["compozy_metrics_overflow_total{metric=\"compozy_http_requests\"}"], 2.0);
+    assert_eq!(s["compozy_metrics_overflow_total{metric=\"compozy_http_requests_total\"}"], 2.0);
     assert_eq!(s["compozy_metrics_overflow_total{metric=\"compozy_http_request_duration_seconds\"}"], 2.0);
 }

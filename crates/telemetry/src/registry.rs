@@ -79,7 +79,8 @@ impl Registry {
         {
             return f;
         }
-        let folds = self.overflow.get(&[&def.family_name(&self.options.namespace)]);
+        // Labelled with the name queries use (`…_total` for counters), as `series_limits` is keyed.
+        let folds = self.overflow.get(&[&def.sample_name(&self.options.namespace)]);
         let family = Arc::new(Family::<M>::new(def, self.cap_for(def), folds));
         entries.push(Entry { def, collect: family.clone(), typed: family.clone() });
         family

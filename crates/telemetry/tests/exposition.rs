@@ -31,11 +31,7 @@ fn histogram_and_counter_render_in_both_formats() {
 
     let text = render(&r, Format::Prometheus);
     assert!(!text.contains("# EOF"));
-    assert!(
-        text.contains("# TYPE compozy_http_requests_total counter")
-            || text.contains("# TYPE compozy_http_requests counter"),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE compozy_http_requests_total counter\n"), "{text}");
     assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 2\n"));
 }
 
@@ -52,7 +48,7 @@ fn guard_folds_new_label_sets_into_overflow() {
         text.contains("compozy_rate_limit_blocks_total{path=\"__overflow__\",key_type=\"__overflow__\"} 7\n"),
         "{text}"
     );
-    assert!(text.contains("compozy_metrics_overflow_total{metric=\"compozy_rate_limit_blocks\"} 7\n"), "{text}");
+    assert!(text.contains("compozy_metrics_overflow_total{metric=\"compozy_rate_limit_blocks_total\"} 7\n"), "{text}");
     // An admitted set keeps its own series.
     fam.get(&["/p0", "ip"]).inc();
     assert!(

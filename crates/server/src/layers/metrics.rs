@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use bytes::Buf;
 use crossbeam_queue::ArrayQueue;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use super::request_id::X_REQUEST_ID;
 use super::route_tag;
 use crate::http_metrics::{HttpMetrics, RequestFinished, method_index};
 
@@ -32,10 +33,11 @@ impl CellPool {
         self.0.pop().unwrap_or_default()
     }
 
-    fn give(&self, cell: Arc<AtomicU64>) {
-        // Reuse only when the request body is gone too; otherwise let it drop normally.
-        if Arc::strong_count(&cell) == 1 {
-            cell.store(0, Ordering::Relaxed);
+    fn give(&self, mut cell: Arc<AtomicU64>) {
+        // Reuse only when the request body is gone too (`get_mut` synchronises with its last
+        // write, which may have happened on another thread); otherwise let it drop normally.
+        if let Some(bytes) = Arc::get_mut(&mut cell) {
+            *bytes.get_mut() = 0;
             let _ = self.0.push(cell);
         }
     }
@@ -89,8 +91,9 @@ where
         self.shared.metrics.started(method);
         let cell = self.shared.pool.take();
         let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
-        route_tag::clear();
+        let saved = route_tag::enter();
         let future = self.inner.call(req);
+        let tagged = route_tag::leave(saved);
         let mut guard = Finish {
             shared: self.shared.clone(),
             cell: Some(cell),
@@ -99,8 +102,9 @@ where
             route: 0,
             status: None,
             response_bytes: 0,
+            request_id: None,
         };
-        if let Some(route) = route_tag::take() {
+        if let Some(route) = tagged {
             guard.route = route;
         }
         MetricsFuture { future, guard: Some(guard) }
@@ -118,6 +122,8 @@ struct Finish {
     /// `None` until a response exists.
     status: Option<StatusCode>,
     response_bytes: u64,
+    /// Kept only when the log line will be written (5xx, or debug logging on).
+    request_id: Option<HeaderValue>,
 }
 
 /// nginx's code for "client closed the request before the response was sent".
@@ -128,6 +134,9 @@ impl Drop for Finish {
         let status = self.status.unwrap_or_else(|| {
             if std::thread::panicking() {
                 StatusCode::INTERNAL_SERVER_ERROR
+            } else if self.shared.metrics.is_aborting() {
+                // Cut by the shutdown deadline: the server's doing, not the client's.
+                StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -142,7 +151,7 @@ impl Drop for Finish {
             response_bytes: self.response_bytes,
         };
         self.shared.metrics.finished(&event);
-        log_finished(&self.shared.metrics, &event);
+        log_finished(&self.shared.metrics, &event, self.request_id.as_ref());
         if let Some(cell) = self.cell.take() {
             self.shared.pool.give(cell);
         }
@@ -150,17 +159,19 @@ impl Drop for Finish {
 }
 
 /// The access log line of a finished request: route template, never the raw path.
-fn log_finished(metrics: &HttpMetrics, e: &RequestFinished) {
+fn log_finished(metrics: &HttpMetrics, e: &RequestFinished, request_id: Option<&HeaderValue>) {
     let route = metrics.route(e.route);
     let method = crate::http_metrics::METHODS[e.method];
     let ms = e.duration.as_secs_f64() * 1000.0;
+    let request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
     if e.status.is_server_error() {
-        tracing::warn!(method, route, status = e.status.as_u16(), duration_ms = ms, "request failed");
+        tracing::warn!(method, route, status = e.status.as_u16(), duration_ms = ms, request_id, "request failed");
     } else {
         tracing::debug!(
             method,
             route,
             status = e.status.as_u16(),
+            request_id,
             duration_ms = ms,
             request_bytes = e.request_bytes,
             response_bytes = e.response_bytes,
@@ -185,9 +196,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        route_tag::clear();
+        let saved = route_tag::enter();
         let polled = this.future.poll(cx);
-        if let (Some(route), Some(guard)) = (route_tag::take(), this.guard.as_mut()) {
+        if let (Some(route), Some(guard)) = (route_tag::leave(saved), this.guard.as_mut())
+            && guard.route == 0
+        {
             guard.route = route;
         }
         match polled {
@@ -196,6 +209,9 @@ where
                 let mut guard = this.guard.take();
                 if let Some(g) = guard.as_mut() {
                     g.status = Some(response.status());
+                    if response.status().is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+                        g.request_id = response.headers().get(&X_REQUEST_ID).cloned();
+                    }
                 }
                 Poll::Ready(Ok(response.map(|inner| MeteredBody { inner, guard })))
             }

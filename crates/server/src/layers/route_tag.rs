@@ -1,10 +1,12 @@
 //! Hands the matched route from the router to the metrics layer without allocating.
 //!
-//! Each route's `MethodRouter` carries a [`RouteTagLayer`] with the route's index. axum calls
-//! the matched route's service inside the first poll of the router's future, and the metrics
-//! layer polls that future on the same thread, so the index travels through a thread-local
-//! that the metrics layer clears before and reads after each poll of its inner future.
-//! Requests that match no route never set it and are labelled `unmatched`.
+//! Each route's `MethodRouter` carries a [`RouteTagLayer`] with the route's index. axum drives
+//! the matched route's service (`poll_ready`, then `call`) inside the first poll of the
+//! router's future, and the metrics layer polls that future on the same thread, so the index
+//! travels through a thread-local. The metrics layer saves the thread-local before calling or
+//! polling its inner service and restores it after ([`enter`] / [`leave`]), so a metered
+//! service nested inside a handler cannot clobber the outer request's tag; the first tag seen
+//! wins. Requests that match no route never set it and are labelled `unmatched`.
 
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -17,16 +19,16 @@ thread_local! {
     static MATCHED: Cell<usize> = const { Cell::new(NONE) };
 }
 
-/// Forgets any route recorded on this thread.
+/// Starts a scope: returns the enclosing scope's value and clears the thread-local.
 #[inline]
-pub(crate) fn clear() {
-    MATCHED.set(NONE);
+pub(crate) fn enter() -> usize {
+    MATCHED.replace(NONE)
 }
 
-/// The route recorded on this thread since the last [`clear`], if any.
+/// Ends a scope: restores the enclosing value and returns the route tagged inside, if any.
 #[inline]
-pub(crate) fn take() -> Option<usize> {
-    let v = MATCHED.replace(NONE);
+pub(crate) fn leave(saved: usize) -> Option<usize> {
+    let v = MATCHED.replace(saved);
     (v != NONE).then_some(v)
 }
 
@@ -53,6 +55,9 @@ impl<S: Service<R>, R> Service<R> for RouteTag<S> {
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Tag here too: a per-route layer that is not ready yet must not leave the request
+        // unattributed (axum only drives the matched route's clone).
+        MATCHED.set(self.index);
         self.inner.poll_ready(cx)
     }
 
