@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
+use compozy_store::{CacheConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -20,6 +22,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub monitoring: MonitoringConfig,
+    /// The store: PostgreSQL when `database.url` is set, else SQLite in `data_dir`.
+    pub database: StoreConfig,
+    /// The cache: Redis when `redis.url` is set, else in-process.
+    pub redis: CacheConfig,
+    pub autoload: AutoloadConfig,
     pub log: LogConfig,
 }
 
@@ -30,6 +37,9 @@ impl Default for Config {
             data_dir: PathBuf::from(".compozy"),
             server: ServerConfig::default(),
             monitoring: MonitoringConfig::default(),
+            database: StoreConfig::default(),
+            redis: CacheConfig::default(),
+            autoload: AutoloadConfig::default(),
             log: LogConfig::default(),
         }
     }

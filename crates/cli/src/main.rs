@@ -38,6 +38,15 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Apply the store's migrations (also done at `serve` start unless `database.auto_migrate: false`).
+    Migrate,
+    /// Check a project's resources without serving: errors with file and line, a summary by type.
+    Validate {
+        /// Project root (default: the configuration file's directory, or the current one).
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Human)]
+        format: ValidateFormat,
+    },
     /// Print version, commit and compiler.
     Version,
 }
@@ -51,6 +60,12 @@ enum ConfigCommand {
     },
     /// List every configuration key with its environment variable and default.
     Keys,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ValidateFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -110,6 +125,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match format {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&loaded.config)?),
                 OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&loaded.config)?),
+            }
+        }
+        Command::Migrate => {
+            let loaded = load(sources(cli.config, Vec::new()))?;
+            logging::init(&loaded.config.log)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let config = &loaded.config;
+                std::fs::create_dir_all(&config.data_dir)?;
+                let store =
+                    compozy_store::Store::connect(&config.database, &config.data_dir, &serve::registry(config)).await?;
+                store.migrate().await?;
+                println!("migrations applied ({})", store.backend());
+                store.close().await;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Validate { dir, format } => {
+            let loaded = load(sources(cli.config, Vec::new()))?;
+            let root = dir.unwrap_or(loaded.root);
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let report = compozy_autoload::validate_project(&root, &loaded.config.autoload, progress)?;
+            let format = match format {
+                ValidateFormat::Human => compozy_autoload::OutputFormat::Human,
+                ValidateFormat::Json => compozy_autoload::OutputFormat::Json,
+            };
+            print!("{}", report.render(format));
+            if !report.is_ok() {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Serve { listen, data_dir } => {

@@ -1,19 +1,34 @@
 //! `compozy serve`: everything one process runs, wired together.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use compozy_autoload::Autoloader;
 use compozy_core::Readiness;
-use compozy_server::AppBuilder;
+use compozy_server::{AppBuilder, api};
+use compozy_store::{Cache, Store};
 use compozy_telemetry::otlp::{Exporter, OtlpOptions};
 use compozy_telemetry::process::{self, BuildInfo};
 use compozy_telemetry::{Registry, RegistryOptions};
 use tokio::net::TcpListener;
 
-use crate::config::Loaded;
+use crate::config::{Config, Loaded};
 
 pub fn build_info() -> BuildInfo {
     BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("CPZ_BUILD_COMMIT"), rustc: env!("CPZ_BUILD_RUSTC") }
+}
+
+/// How often this process refreshes its row in the instances table.
+const INSTANCE_HEARTBEAT: Duration = Duration::from_secs(15);
+
+pub fn registry(config: &Config) -> Arc<Registry> {
+    let monitoring = &config.monitoring;
+    Registry::new(RegistryOptions {
+        namespace: monitoring.namespace.clone(),
+        series_limit: monitoring.series_limit,
+        series_limits: monitoring.series_limits.clone(),
+    })
 }
 
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
@@ -26,12 +41,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         project_root = %root.display(),
         "configuration loaded"
     );
-    let monitoring = &config.monitoring;
-    let registry = Registry::new(RegistryOptions {
-        namespace: monitoring.namespace.clone(),
-        series_limit: monitoring.series_limit,
-        series_limits: monitoring.series_limits.clone(),
-    });
+    let registry = registry(&config);
     process::register(&registry, build_info());
     let readiness = Readiness::default();
     let ready = readiness.clone();
@@ -39,24 +49,71 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database, &config.data_dir, &registry).await.context("cannot open the store")?;
+    let _store_probe = store.spawn_health_probe(&readiness, config.database.health_check_interval);
+    let cache = Cache::connect(&config.redis, &registry).await.context("cannot connect the cache")?;
+    let _cache_probe = cache.spawn_health_probe(&readiness, config.redis.health_check_interval);
 
-    let app = AppBuilder::new(config.server.clone(), monitoring.clone(), registry.clone(), readiness).build();
+    let autoloader = Autoloader::new(config.autoload.clone(), &root, &config.project.name, &registry)
+        .context("invalid autoload configuration")?;
+    // A project is defined by its file: without one there is no root to load resources from.
+    let autoload_on = config.autoload.enabled && file.is_some();
+    if autoload_on {
+        autoloader.register_readiness(&readiness);
+        let report = autoloader.load().await.context("the project's resources do not load")?;
+        tracing::info!(files = report.files_processed, resources = ?report.loaded, "project loaded");
+    } else {
+        tracing::info!("no project file (or autoload.enabled: false): resources are not loaded");
+    }
+
+    let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+    store.register_instance(&instance_id, "serve").await.context("cannot register this instance in the store")?;
+    let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), instance_id.clone()));
+
+    let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness)
+        .routes(api::resources::routes(autoloader.clone()))
+        .routes(api::instances::routes(store.clone()));
+    if config.server.listen.ip().is_loopback() {
+        builder = builder.routes(api::admin::routes(autoloader.clone()));
+    } else {
+        tracing::warn!(
+            "admin routes are disabled: the server listens beyond loopback and authentication is not configured"
+        );
+    }
+    let app = builder.build();
+
     let listener = bind(config.server.listen, "server.listen").await?;
-    let metrics_listener = match monitoring.listen {
+    let metrics_listener = match config.monitoring.listen {
         Some(addr) => Some(bind(addr, "monitoring.listen").await?),
         None => None,
     };
     tracing::info!(
         addr = %listener.local_addr()?,
         metrics_addr = %metrics_listener.as_ref().map_or(listener.local_addr(), |l| l.local_addr())?,
-        metrics_path = %monitoring.path,
+        metrics_path = %config.monitoring.path,
         data_dir = %config.data_dir.display(),
         project = %config.project.name,
-        mode = "embedded",
+        store = store.backend(),
+        cache = cache.backend(),
+        mode = if store.backend() == "sqlite" { "embedded" } else { "server" },
         "compozy listening"
     );
 
-    let (stop_otlp, otlp_task) = start_otlp(&config, &registry)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let watch = if autoload_on && config.autoload.watch {
+        Some(autoloader.watch(stopped()).context("cannot watch the project for changes")?)
+    } else {
+        None
+    };
+    let sighup = tokio::spawn(reload_on_sighup(autoloader.clone()));
+    let otlp = start_otlp(&config, &registry, stopped())?;
+
     let shutdown = async {
         compozy_server::shutdown_signal().await;
         // A second signal means "now": skip the graceful deadline.
@@ -67,23 +124,75 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         });
     };
     compozy_server::serve(&app, listener, metrics_listener, shutdown).await?;
-    if let (Some(stop), Some(task)) = (stop_otlp, otlp_task) {
-        let _ = stop.send(());
+
+    let _ = stop_tx.send(true);
+    sighup.abort();
+    heartbeat.abort();
+    if let Some(task) = watch {
         let _ = task.await;
     }
+    if let Some(task) = otlp {
+        let _ = task.await;
+    }
+    if let Err(e) = store.remove_instance(&instance_id).await {
+        tracing::warn!(error = %e, "could not remove this instance from the store");
+    }
+    store.close().await;
     tracing::info!("compozy stopped");
     Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect())
+        .ok()
+        .filter(|h: &String| !h.is_empty())
+        .unwrap_or_else(|| "compozy".into())
+}
+
+async fn heartbeat_loop(store: Store, id: String) {
+    let mut tick = tokio::time::interval(INSTANCE_HEARTBEAT);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.heartbeat(&id).await {
+            Ok(true) => {}
+            // Removed by someone else (or the store was reset): register again.
+            Ok(false) => {
+                let _ = store.register_instance(&id, "serve").await;
+            }
+            Err(e) => tracing::warn!(error = %e, "instance heartbeat failed"),
+        }
+    }
+}
+
+/// SIGHUP reloads the project's resources; a failed reload keeps the old ones in service.
+async fn reload_on_sighup(autoloader: Autoloader) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match autoloader.reload().await {
+                Ok(report) => tracing::info!(files = report.files_processed, "reloaded on SIGHUP"),
+                Err(e) => tracing::warn!(error = %e, "reload on SIGHUP failed; previous resources stay in service"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (`{key}`)"))
 }
 
-type OtlpHandles = (Option<tokio::sync::oneshot::Sender<()>>, Option<tokio::task::JoinHandle<()>>);
-
-fn start_otlp(config: &crate::config::Config, registry: &Arc<Registry>) -> anyhow::Result<OtlpHandles> {
+fn start_otlp(
+    config: &Config,
+    registry: &Arc<Registry>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let otlp = &config.monitoring.otlp;
-    let Some(endpoint) = &otlp.endpoint else { return Ok((None, None)) };
+    let Some(endpoint) = &otlp.endpoint else { return Ok(None) };
     let options = OtlpOptions {
         endpoint: endpoint.clone(),
         interval: otlp.interval,
@@ -93,10 +202,6 @@ fn start_otlp(config: &crate::config::Config, registry: &Arc<Registry>) -> anyho
         service_version: env!("CARGO_PKG_VERSION").into(),
     };
     let exporter = Exporter::new(registry.clone(), options).context("cannot build the OTLP client")?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tracing::info!(interval = ?otlp.interval, "pushing metrics over OTLP");
-    let task = tokio::spawn(exporter.run(async move {
-        let _ = rx.await;
-    }));
-    Ok((Some(tx), Some(task)))
+    Ok(Some(tokio::spawn(exporter.run(stopped))))
 }

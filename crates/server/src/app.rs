@@ -70,6 +70,12 @@ impl AppBuilder {
         self
     }
 
+    /// Adds several routes at once (a component's `routes()`).
+    pub fn routes(mut self, routes: impl IntoIterator<Item = (&'static str, MethodRouter)>) -> Self {
+        self.routes.extend(routes.into_iter().map(|(p, r)| (p.to_string(), r)));
+        self
+    }
+
     pub fn build(self) -> App {
         let draining = Arc::new(AtomicBool::new(false));
         let flag = draining.clone();

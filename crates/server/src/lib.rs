@@ -1,5 +1,6 @@
 //! The Compozy HTTP server: routing, the middleware stack, health, readiness and `/metrics`.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod http_metrics;

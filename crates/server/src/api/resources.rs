@@ -1,0 +1,48 @@
+//! `GET /api/v0/resources/{type}` and `GET /api/v0/resources/{type}/{id}`: the project's
+//! loaded resources, secrets redacted by their types' serialisation.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use compozy_autoload::{Autoloader, ResourceKind};
+use http::StatusCode;
+
+use super::ok;
+use crate::problem::Problem;
+
+pub fn routes(autoloader: Autoloader) -> Vec<(&'static str, MethodRouter)> {
+    vec![
+        ("/api/v0/resources/{type}", get(list).with_state(autoloader.clone())),
+        ("/api/v0/resources/{type}/{id}", get(one).with_state(autoloader)),
+    ]
+}
+
+fn kind(name: &str) -> Result<ResourceKind, Response> {
+    ResourceKind::parse(name).ok_or_else(|| {
+        Problem::new(StatusCode::NOT_FOUND, "unknown-resource-type", "no such resource type".to_string())
+            .into_response()
+    })
+}
+
+async fn list(State(autoloader): State<Autoloader>, Path(kind_name): Path<String>) -> Response {
+    let kind = match kind(&kind_name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let registry = autoloader.current();
+    let items: Vec<_> = registry.list(kind).collect();
+    ok(items, "resources listed")
+}
+
+async fn one(State(autoloader): State<Autoloader>, Path((kind_name, id)): Path<(String, String)>) -> Response {
+    let kind = match kind(&kind_name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let registry = autoloader.current();
+    match registry.get(kind, &id) {
+        Some(item) => ok(item, "resource found"),
+        None => Problem::new(StatusCode::NOT_FOUND, "resource-not-found", "no resource with this id".to_string())
+            .into_response(),
+    }
+}
