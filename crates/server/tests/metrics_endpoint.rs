@@ -110,3 +110,31 @@ async fn a_family_past_its_cap_folds_into_overflow() {
     assert_eq!(s["compozy_metrics_overflow_total{metric=\"compozy_http_requests_total\"}"], 2.0);
     assert_eq!(s["compozy_metrics_overflow_total{metric=\"compozy_http_request_duration_seconds\"}"], 2.0);
 }
+
+#[tokio::test]
+async fn readyz_names_the_failing_component_and_405_keeps_allow() {
+    use http_body_util::BodyExt;
+    let readiness = compozy_core::Readiness::default();
+    readiness.register("store", || compozy_core::ComponentState::not_ready("postgres", "unreachable"));
+    let registry = compozy_telemetry::Registry::new(Default::default());
+    let app =
+        compozy_server::AppBuilder::new(ServerConfig::default(), MonitoringConfig::default(), registry, readiness)
+            .build();
+
+    let response = app.service().oneshot(Request::get("/readyz").body(Body::empty()).expect("req")).await.expect("ok");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["status"], "not_ready");
+    assert_eq!(v["components"]["store"]["reason"], "unreachable");
+    assert_eq!(v["components"]["server"]["ready"], true);
+
+    let response =
+        app.service().oneshot(Request::delete("/healthz").body(Body::empty()).expect("req")).await.expect("ok");
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let allow = response.headers()["allow"].to_str().expect("allow");
+    assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+}
