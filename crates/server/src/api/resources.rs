@@ -35,10 +35,7 @@ async fn list(State(autoloader): State<Autoloader>, Path(kind_name): Path<String
 }
 
 async fn one(State(autoloader): State<Autoloader>, Path((kind_name, id)): Path<(String, String)>) -> Response {
-    let kind = match kind(&kind_name) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+    let Some(kind) = ResourceKind::parse(&kind_name) else { return unknown_type() };
     let registry = autoloader.current();
     match registry.get(kind, &id) {
         Some(item) => ok(item, "resource found"),
