@@ -17,18 +17,12 @@ pub fn routes(autoloader: Autoloader) -> Vec<(&'static str, MethodRouter)> {
     ]
 }
 
-fn kind(name: &str) -> Result<ResourceKind, Response> {
-    ResourceKind::parse(name).ok_or_else(|| {
-        Problem::new(StatusCode::NOT_FOUND, "unknown-resource-type", "no such resource type".to_string())
-            .into_response()
-    })
+fn unknown_type() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "unknown-resource-type", "no such resource type".to_string()).into_response()
 }
 
 async fn list(State(autoloader): State<Autoloader>, Path(kind_name): Path<String>) -> Response {
-    let kind = match kind(&kind_name) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+    let Some(kind) = ResourceKind::parse(&kind_name) else { return unknown_type() };
     let registry = autoloader.current();
     let items: Vec<_> = registry.list(kind).collect();
     ok(items, "resources listed")
