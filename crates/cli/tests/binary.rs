@@ -1,100 +1,22 @@
 //! The `compozy` binary end to end: a real `serve` scraped by promtool and by a real
 //! Prometheus, configuration errors, redaction, signals.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_compozy");
+use common::{BIN, Engine, http};
 
 /// `None` (with a printed reason) when `tool` is missing and services are not required.
 fn require_tool(tool: &str) -> Option<()> {
     let found =
         Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
-    if found {
-        return Some(());
+    if !found {
+        compozy_testkit::service_missing(tool, "not installed; run .ci/install");
     }
-    assert!(
-        std::env::var("COMPOZY_REQUIRE_SERVICES").as_deref() != Ok("1"),
-        "{tool} is required (COMPOZY_REQUIRE_SERVICES=1); install it with .ci/install"
-    );
-    eprintln!("skipping: {tool} is not installed (run .ci/install)");
-    None
-}
-
-struct Engine {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Engine {
-    fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Engine {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("data"))
-            .current_dir(dir)
-            .env("COMPOZY_LOG_FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn compozy");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("compozy exited before listening").expect("read log");
-            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            if v["message"] == "compozy listening" {
-                break v["addr"].as_str().expect("addr").parse().expect("socket addr");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Engine { child, addr }
-    }
-
-    fn get(&self, path: &str, accept: Option<&str>) -> (u16, String) {
-        http_get(self.addr, path, accept)
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "compozy did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String) {
-    try_http_get(addr, path, accept).expect("HTTP exchange")
-}
-
-/// One GET on a fresh connection; `None` when nothing listens yet or the exchange breaks.
-fn try_http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    let accept = accept.map(|a| format!("accept: {a}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n{accept}\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
-    Some((status, body.to_string()))
+    found.then_some(())
 }
 
 fn promtool_check(text: &str) -> (bool, String) {
@@ -115,18 +37,18 @@ fn promtool_check(text: &str) -> (bool, String) {
 fn metrics_of_a_running_engine_pass_promtool_with_no_findings() {
     let Some(()) = require_tool("promtool") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(dir.path(), &[]);
+    let engine = Engine::start(dir.path(), &[], &[]);
     // Some traffic so the HTTP families have series.
-    assert_eq!(engine.get("/healthz", None).0, 200);
-    assert_eq!(engine.get("/nope", None).0, 404);
-    let (status, text) = engine.get("/metrics", None);
+    assert_eq!(engine.get("/healthz").0, 200);
+    assert_eq!(engine.get("/nope").0, 404);
+    let (status, _, text) = engine.get("/metrics");
     assert_eq!(status, 200);
     assert!(text.contains("compozy_http_requests_total{method=\"GET\",path=\"/healthz\",status_code=\"200\"} 1\n"));
     assert!(text.contains("compozy_server_ready 1"), "ready with no failing component");
     let (ok, findings) = promtool_check(&text);
     assert!(ok && findings.trim().is_empty(), "promtool findings:\n{findings}");
     // Unknown Accept values get the 0.0.4 text too.
-    let (_, json_text) = engine.get("/metrics", Some("application/json"));
+    let (_, _, json_text) = engine.request("GET", "/metrics", &[("accept", "application/json")]);
     assert!(!json_text.contains("# EOF") && json_text.contains("# TYPE compozy_build_info gauge"));
     assert!(engine.terminate().success());
 }
@@ -151,8 +73,8 @@ fn prometheus_query(port: u16, query: &str) -> serde_json::Value {
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect();
-    try_http_get(addr, &format!("/api/v1/query?query={q}"), None)
-        .and_then(|(_, body)| serde_json::from_str(&body).ok())
+    http(addr, "GET", &format!("/api/v1/query?query={q}"), &[])
+        .and_then(|(_, _, body)| serde_json::from_str(&body).ok())
         .unwrap_or(serde_json::Value::Null)
 }
 
@@ -160,7 +82,7 @@ fn prometheus_query(port: u16, query: &str) -> serde_json::Value {
 fn a_real_prometheus_scrapes_openmetrics_without_errors() {
     let Some(()) = require_tool("prometheus") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(dir.path(), &[]);
+    let engine = Engine::start(dir.path(), &[], &[]);
     let config = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: ['{}']\n",
         engine.addr

@@ -3,24 +3,19 @@
 //! the test can cut: 503 with Retry-After, readiness and `compozy_server_ready` follow, and
 //! the engine recovers on its own.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_compozy");
-const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/compozy.yaml");
+use common::{BIN, Engine};
+use compozy_testkit::service_missing;
 
-fn service_missing(what: &str) {
-    assert!(
-        std::env::var("COMPOZY_REQUIRE_SERVICES").as_deref() != Ok("1"),
-        "{what} is required (COMPOZY_REQUIRE_SERVICES=1) but unreachable"
-    );
-    eprintln!("SKIPPED: {what} unreachable; set COMPOZY_REQUIRE_SERVICES=1 to fail instead");
-}
+const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/compozy.yaml");
 
 fn psql(sql: &str) -> bool {
     Command::new("psql")
@@ -106,77 +101,11 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-struct Engine {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Engine {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("data"))
-            .current_dir(dir)
-            .env("COMPOZY_LOG_FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn compozy");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let addr = loop {
-            let line = lines.next().expect("compozy exited before listening").expect("log line");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "compozy listening" {
-                break v["addr"].as_str().expect("addr").parse().expect("addr");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Engine { child, addr }
-    }
-
-    fn request(&self, method: &str, path: &str) -> (u16, String, String) {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-        write!(s, "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
-            .expect("write");
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).expect("read");
-        let (head, body) = buf.split_once("\r\n\r\n").expect("response");
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-        (status, head.to_ascii_lowercase(), body.to_string())
-    }
-
-    fn metric(&self, sample: &str) -> Option<f64> {
-        let (_, _, text) = self.request("GET", "/metrics");
-        text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    /// Polls until `f` holds (a guard against hangs, not a timing assertion).
-    fn eventually(&self, what: &str, f: impl Fn(&Engine) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !f(self) {
-            assert!(Instant::now() < deadline, "gave up waiting for: {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn postgres_outage_answers_503_and_recovers_on_its_own() {
-    let Some(db) = TestDb::create() else { return service_missing("PostgreSQL") };
+    let Some(db) = TestDb::create() else { return service_missing("PostgreSQL", "cannot create a database with psql") };
     if !redis_up() {
-        return service_missing("Redis");
+        return service_missing("Redis", "127.0.0.1:6379 refused");
     }
     let proxy = Proxy::start("127.0.0.1:5432");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -188,12 +117,12 @@ fn postgres_outage_answers_503_and_recovers_on_its_own() {
     ];
     let engine = Engine::start(dir.path(), &[], &env);
 
-    let (status, _, body) = engine.request("GET", "/readyz");
+    let (status, _, body) = engine.get("/readyz");
     assert_eq!(status, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(ready["components"]["store"]["backend"], "postgres");
     assert_eq!(ready["components"]["cache"]["backend"], "redis");
-    let (status, _, body) = engine.request("GET", "/api/v0/instances");
+    let (status, _, body) = engine.get("/api/v0/instances");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"role\":\"serve\""), "{body}");
     assert_eq!(engine.metric("compozy_postgres_max_open_connections"), Some(25.0));
@@ -202,21 +131,21 @@ fn postgres_outage_answers_503_and_recovers_on_its_own() {
 
     proxy.cut();
     let started = Instant::now();
-    let (status, head, body) = engine.request("GET", "/api/v0/instances");
+    let (status, head, body) = engine.get("/api/v0/instances");
     assert_eq!(status, 503, "{body}");
     assert!(head.contains("retry-after: 5") && head.contains("application/problem+json"), "{head}");
     assert!(!body.contains("postgres://"), "no internals in the answer: {body}");
     assert!(started.elapsed() < Duration::from_secs(10), "failed fast, within the acquire timeout");
-    engine.eventually("readiness reports the store down", |e| e.request("GET", "/readyz").0 == 503);
-    let (_, _, body) = engine.request("GET", "/readyz");
+    engine.eventually("readiness reports the store down", |e| e.get("/readyz").0 == 503);
+    let (_, _, body) = engine.get("/readyz");
     assert!(body.contains("\"store\":{\"backend\":\"postgres\""), "{body}");
     assert_eq!(engine.metric("compozy_server_ready"), Some(0.0));
     assert!(engine.metric("compozy_postgres_connection_timeouts_total").is_some());
-    assert_eq!(engine.request("GET", "/healthz").0, 200, "the process stays up");
+    assert_eq!(engine.get("/healthz").0, 200, "the process stays up");
 
     proxy.restore();
-    engine.eventually("the store is back", |e| e.request("GET", "/api/v0/instances").0 == 200);
-    engine.eventually("ready again", |e| e.request("GET", "/readyz").0 == 200);
+    engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
+    engine.eventually("ready again", |e| e.get("/readyz").0 == 200);
     assert_eq!(engine.metric("compozy_server_ready"), Some(1.0));
 }
 
@@ -224,15 +153,15 @@ fn postgres_outage_answers_503_and_recovers_on_its_own() {
 fn quickstart_resources_reload_and_validate_through_the_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::start(dir.path(), &["--config", QUICKSTART], &[]);
-    let (status, _, body) = engine.request("GET", "/api/v0/resources/workflows");
+    let (status, _, body) = engine.get("/api/v0/resources/workflows");
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     let ids: Vec<_> = v["data"].as_array().expect("list").iter().map(|w| w["id"].as_str().unwrap_or("")).collect();
     assert_eq!(ids, ["github-push", "hello"]);
-    assert_eq!(engine.request("GET", "/api/v0/resources/workflows/HELLO").0, 200, "ids are case-insensitive");
-    assert_eq!(engine.request("GET", "/api/v0/resources/workflows/nope").0, 404);
-    assert_eq!(engine.request("GET", "/api/v0/resources/gadgets").0, 404);
-    let (status, _, body) = engine.request("POST", "/api/v0/admin/reload");
+    assert_eq!(engine.get("/api/v0/resources/workflows/HELLO").0, 200, "ids are case-insensitive");
+    assert_eq!(engine.get("/api/v0/resources/workflows/nope").0, 404);
+    assert_eq!(engine.get("/api/v0/resources/gadgets").0, 404);
+    let (status, _, body) = engine.request("POST", "/api/v0/admin/reload", &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(engine.metric("compozy_autoload_last_reload_successful{project=\"quickstart\"}"), Some(1.0));
     assert_eq!(
@@ -240,7 +169,7 @@ fn quickstart_resources_reload_and_validate_through_the_binary() {
         Some(4.0)
     );
     assert_eq!(engine.metric("compozy_sqlite_max_open_connections"), Some(4.0));
-    let (_, _, ready) = engine.request("GET", "/readyz");
+    let (_, _, ready) = engine.get("/readyz");
     assert!(ready.contains("\"autoload\":{\"backend\":\"files\",\"ready\":true}"), "{ready}");
 
     let out = Command::new(BIN).args(["--config", QUICKSTART, "validate", "--format", "json"]).output().expect("run");

@@ -7,9 +7,7 @@
 //!
 //! Allocations per request of each variant are counted and printed after the timings.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,22 +22,8 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: compozy_testkit::CountingAllocator = compozy_testkit::CountingAllocator;
 
 const PATH: &str = "/api/v0/ping";
 
@@ -100,11 +84,11 @@ where
         for _ in 0..1000 {
             call(svc).await;
         }
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = compozy_testkit::allocations();
         for _ in 0..10_000 {
             call(svc).await;
         }
-        (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 10_000.0
+        (compozy_testkit::allocations() - before) as f64 / 10_000.0
     })
 }
 

@@ -20,15 +20,16 @@ use compozy_core::{ComponentState, Readiness};
 use compozy_telemetry::{Format, Registry, render};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
-use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::util::MapResponseLayer;
+use tower::{Layer, ServiceBuilder};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{MonitoringConfig, ServerConfig};
 use crate::http_metrics::HttpMetrics;
 use crate::layers::body_limit::{BodyLimitLayer, DeclaredLengthLayer};
 use crate::layers::catch_panic::CatchPanicLayer;
-use crate::layers::metrics::MetricsLayer;
+use crate::layers::metrics::{MetricsLayer, MetricsService};
 use crate::layers::request_id::RequestIdLayer;
 use crate::layers::route_tag::RouteTagLayer;
 use crate::problem::{Problem, normalize};
@@ -127,23 +128,18 @@ pub struct App {
     pub(crate) draining: Arc<AtomicBool>,
 }
 
-/// The full middleware stack around the router, as served to hyper.
-pub type HttpService = <ServiceStack as tower::Layer<Router>>::Service;
+/// Every layer but the metrics layer, around the router: the baseline of overhead
+/// measurements, and what the metrics layer wraps.
+pub type UnmeteredService = <UnmeteredStack as tower::Layer<Router>>::Service;
 
-type ServiceStack = tower::layer::util::Stack<
+/// The full middleware stack around the router, as served to hyper.
+pub type HttpService = MetricsService<UnmeteredService>;
+
+type UnmeteredStack = Stack<
     TimeoutLayer,
-    tower::layer::util::Stack<
+    Stack<
         BodyLimitLayer,
-        tower::layer::util::Stack<
-            MapResponseLayer<fn(Response) -> Response>,
-            tower::layer::util::Stack<
-                CatchPanicLayer,
-                tower::layer::util::Stack<
-                    RequestIdLayer,
-                    tower::layer::util::Stack<MetricsLayer, tower::layer::util::Identity>,
-                >,
-            >,
-        >,
+        Stack<MapResponseLayer<fn(Response) -> Response>, Stack<CatchPanicLayer, Stack<RequestIdLayer, Identity>>>,
     >,
 >;
 
@@ -151,22 +147,11 @@ impl App {
     /// The application as one tower service (what the listener serves; tests and benchmarks
     /// call it directly).
     pub fn service(&self) -> HttpService {
-        let normalize: fn(Response) -> Response = normalize;
-        ServiceBuilder::new()
-            .layer(MetricsLayer::new(self.http_metrics.clone()))
-            .layer(RequestIdLayer)
-            .layer(CatchPanicLayer)
-            .layer(MapResponseLayer::new(normalize))
-            .layer(BodyLimitLayer(self.server.body_limit))
-            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.server.request_timeout))
-            .service(self.router.clone())
+        MetricsLayer::new(self.http_metrics.clone()).layer(self.service_unmetered())
     }
 
-    /// The same stack without the metrics layer: the baseline of overhead measurements.
-    pub fn service_unmetered(
-        &self,
-    ) -> impl tower::Service<http::Request<Body>, Response = Response, Error = std::convert::Infallible> + Clone + use<>
-    {
+    /// The same stack without the metrics layer.
+    pub fn service_unmetered(&self) -> UnmeteredService {
         let normalize: fn(Response) -> Response = normalize;
         ServiceBuilder::new()
             .layer(RequestIdLayer)

@@ -4,13 +4,8 @@
 //! `cargo bench -p compozy-store --bench pool -- --warm-up-time 1 --measurement-time 3`
 //! Needs PostgreSQL at 127.0.0.1:5432 (trust auth, database `test`); skips otherwise.
 
-// A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use compozy_core::Secret;
@@ -20,24 +15,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: compozy_testkit::CountingAllocator = compozy_testkit::CountingAllocator;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const POOL_SIZE: u32 = 4;
@@ -73,11 +52,11 @@ async fn teardown(db: &str, store: Store, bare: PgPool) {
 
 /// Allocations per acquire-and-release, averaged over `n` sequential ones.
 async fn allocs_per_acquire<F: AsyncFn()>(n: u64, f: F) -> f64 {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = compozy_testkit::allocations();
     for _ in 0..n {
         f().await;
     }
-    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / n as f64
+    (compozy_testkit::allocations() - before) as f64 / n as f64
 }
 
 fn bench(c: &mut Criterion) {

@@ -2,30 +2,14 @@
 //! a counter increment, a label lookup, and encoding 10,000 series in both formats.
 //! Allocations per record are counted by a counting allocator and printed after the run.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use compozy_telemetry::{Format, Registry, RegistryOptions, catalog, render};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: compozy_testkit::CountingAllocator = compozy_testkit::CountingAllocator;
 
 fn values() -> Vec<f64> {
     // Log-uniform-ish latencies from 1 ms to 4 s.
@@ -68,12 +52,12 @@ fn record(c: &mut Criterion) {
     });
     g.finish();
 
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = compozy_testkit::allocations();
     for i in 0..1_000_000 {
         h.observe(vals[i & 1023]);
         counter.inc();
     }
-    let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1e6;
+    let per = (compozy_testkit::allocations() - before) as f64 / 1e6;
     eprintln!("allocations per bound histogram record + counter increment: {per}");
 }
 

@@ -19,14 +19,7 @@ pub const PG_ADDR: &str = "127.0.0.1:5432";
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
-/// Called when a service is unreachable: fails the test under `COMPOZY_REQUIRE_SERVICES=1`,
-/// otherwise prints why the test is skipped. Callers return right after.
-pub fn service_missing(service: &str, reason: impl std::fmt::Display) {
-    if std::env::var("COMPOZY_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-        panic!("{service} is required (COMPOZY_REQUIRE_SERVICES=1) but unreachable: {reason}");
-    }
-    eprintln!("SKIPPED: {service} unreachable ({reason}); set COMPOZY_REQUIRE_SERVICES=1 to fail instead");
-}
+pub use compozy_testkit::service_missing;
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())

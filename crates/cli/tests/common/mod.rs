@@ -1,0 +1,102 @@
+//! A `compozy serve` child process on a loopback port, and plain HTTP/1.1 requests to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_compozy");
+
+pub struct Engine {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Engine {
+    /// Starts `compozy [args] serve` in `dir` with JSON logs and waits for its "listening" line.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .current_dir(dir)
+            .env("COMPOZY_LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn compozy");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = loop {
+            let line = lines.next().expect("compozy exited before listening").expect("log line");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if v["message"] == "compozy listening" {
+                break v["addr"].as_str().expect("addr").parse().expect("socket addr");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Engine { child, addr }
+    }
+
+    /// `(status, lower-cased header block, body)`.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        http(self.addr, method, path, headers).expect("HTTP exchange")
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String, String) {
+        self.request("GET", path, &[])
+    }
+
+    /// The value of the sample written exactly `sample` (name and labels) in `/metrics`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, _, text) = self.get("/metrics");
+        text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Polls until `f` holds (a guard against hangs, not a timing assertion).
+    pub fn eventually(&self, what: &str, f: impl Fn(&Engine) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f(self) {
+            assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "compozy did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request on a fresh connection; `None` when nothing listens yet or the exchange breaks.
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(s, "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: 0\r\n{extra}\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
+    Some((status, head.to_ascii_lowercase(), body.to_string()))
+}
