@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Buf;
-use crossbeam_queue::ArrayQueue;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -25,20 +24,35 @@ use super::request_id::X_REQUEST_ID;
 use super::route_tag;
 use crate::http_metrics::{HttpMetrics, RequestFinished, method_index};
 
-/// Recycles the per-request byte counters shared between a request body and its metrics guard.
-struct CellPool(ArrayQueue<Arc<AtomicU64>>);
+/// Per-thread free lists of the per-request byte counters shared between a request body and
+/// its metrics guard: a pop and a push, no atomic read-modify-write, and no allocation once
+/// warm. A list holds at most `MAX_CACHED` cells; a thread that finishes more requests than it
+/// starts simply drops the extra ones.
+mod cells {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
 
-impl CellPool {
-    fn take(&self) -> Arc<AtomicU64> {
-        self.0.pop().unwrap_or_default()
+    const MAX_CACHED: usize = 1024;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Arc<AtomicU64>>> = const { RefCell::new(Vec::new()) };
     }
 
-    fn give(&self, mut cell: Arc<AtomicU64>) {
+    pub(super) fn take() -> Arc<AtomicU64> {
+        FREE.with_borrow_mut(Vec::pop).unwrap_or_default()
+    }
+
+    pub(super) fn give(mut cell: Arc<AtomicU64>) {
         // Reuse only when the request body is gone too (`get_mut` synchronises with its last
         // write, which may have happened on another thread); otherwise let it drop normally.
         if let Some(bytes) = Arc::get_mut(&mut cell) {
             *bytes.get_mut() = 0;
-            let _ = self.0.push(cell);
+            FREE.with_borrow_mut(|free| {
+                if free.len() < MAX_CACHED {
+                    free.push(cell);
+                }
+            });
         }
     }
 }
@@ -46,7 +60,6 @@ impl CellPool {
 /// What every request of one server shares: one `Arc` clone per request.
 struct Shared {
     metrics: Arc<HttpMetrics>,
-    pool: CellPool,
 }
 
 #[derive(Clone)]
@@ -56,7 +69,7 @@ pub struct MetricsLayer {
 
 impl MetricsLayer {
     pub fn new(metrics: Arc<HttpMetrics>) -> Self {
-        Self { shared: Arc::new(Shared { metrics, pool: CellPool(ArrayQueue::new(4096)) }) }
+        Self { shared: Arc::new(Shared { metrics }) }
     }
 }
 
@@ -89,7 +102,7 @@ where
         let start = Instant::now();
         let method = method_index(req.method());
         self.shared.metrics.started(method);
-        let cell = self.shared.pool.take();
+        let cell = cells::take();
         let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
         let saved = route_tag::enter();
         let future = self.inner.call(req);
@@ -153,7 +166,7 @@ impl Drop for Finish {
         self.shared.metrics.finished(&event);
         log_finished(&self.shared.metrics, &event, self.request_id.as_ref());
         if let Some(cell) = self.cell.take() {
-            self.shared.pool.give(cell);
+            cells::give(cell);
         }
     }
 }
