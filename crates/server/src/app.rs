@@ -115,7 +115,8 @@ impl AppBuilder {
         }
         let metrics_router = separate_metrics
             .then(|| Router::new().route(&self.monitoring.path, get(metrics).with_state(probes)).fallback(not_found));
-        App { server: self.server, router, http_metrics, metrics_router, draining }
+        let metrics_layer = MetricsLayer::new(http_metrics.clone());
+        App { server: self.server, router, http_metrics, metrics_layer, metrics_router, draining }
     }
 }
 
@@ -124,6 +125,7 @@ pub struct App {
     pub(crate) server: ServerConfig,
     router: Router,
     http_metrics: Arc<HttpMetrics>,
+    metrics_layer: MetricsLayer,
     pub(crate) metrics_router: Option<Router>,
     pub(crate) draining: Arc<AtomicBool>,
 }
@@ -147,7 +149,7 @@ impl App {
     /// The application as one tower service (what the listener serves; tests and benchmarks
     /// call it directly).
     pub fn service(&self) -> HttpService {
-        MetricsLayer::new(self.http_metrics.clone()).layer(self.service_unmetered())
+        self.metrics_layer.layer(self.service_unmetered())
     }
 
     /// The same stack without the metrics layer.

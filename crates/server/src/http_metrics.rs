@@ -31,8 +31,9 @@ pub fn method_index(method: &Method) -> usize {
 /// The `path` label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// Status codes hyper can send: 100..=999.
-const STATUS_SLOTS: usize = 900;
+/// Cached status codes: 100..=599 (hyper can send up to 999; those rare codes are looked up in
+/// their families each time instead). A row is 500 pointers, 8 KB per (method, route) in use.
+const STATUS_SLOTS: usize = 500;
 
 /// The four per-request series of one (method, route, status).
 struct Series {
@@ -42,7 +43,17 @@ struct Series {
     response_size: Arc<Histogram>,
 }
 
-type StatusRow = Box<[OnceLock<Series>]>;
+impl Series {
+    #[inline]
+    fn record(&self, event: &RequestFinished) {
+        self.requests.inc();
+        self.duration.observe(event.duration.as_secs_f64());
+        self.request_size.observe(event.request_bytes as f64);
+        self.response_size.observe(event.response_bytes as f64);
+    }
+}
+
+type StatusRow = Box<[OnceLock<Box<Series>>]>;
 
 /// HTTP instruments for one server.
 pub struct HttpMetrics {
@@ -118,26 +129,24 @@ impl HttpMetrics {
     #[inline]
     pub fn finished(&self, event: &RequestFinished) {
         self.in_flight[event.method].dec();
-        let series = self.series(event.method, event.route, event.status);
-        series.requests.inc();
-        series.duration.observe(event.duration.as_secs_f64());
-        series.request_size.observe(event.request_bytes as f64);
-        series.response_size.observe(event.response_bytes as f64);
+        let route = if event.route < self.routes.len() { event.route } else { 0 };
+        let slot = usize::from(event.status.as_u16()).wrapping_sub(100);
+        if slot < STATUS_SLOTS {
+            let row = self.table[event.method * self.routes.len() + route]
+                .get_or_init(|| (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect());
+            row[slot].get_or_init(|| Box::new(self.resolve(event.method, route, event.status))).record(event);
+        } else {
+            self.resolve(event.method, route, event.status).record(event);
+        }
     }
 
-    fn series(&self, method: usize, route: usize, status: StatusCode) -> &Series {
-        let route = if route < self.routes.len() { route } else { 0 };
-        let row = self.table[method * self.routes.len() + route]
-            .get_or_init(|| (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect());
-        let slot = usize::from(status.as_u16()).saturating_sub(100).min(STATUS_SLOTS - 1);
-        row[slot].get_or_init(|| {
-            let labels = [METHODS[method], self.route(route), status.as_str()];
-            Series {
-                requests: self.requests.get(&labels),
-                duration: self.duration.get(&labels),
-                request_size: self.request_size.get(&labels),
-                response_size: self.response_size.get(&labels),
-            }
-        })
+    fn resolve(&self, method: usize, route: usize, status: StatusCode) -> Series {
+        let labels = [METHODS[method], self.route(route), status.as_str()];
+        Series {
+            requests: self.requests.get(&labels),
+            duration: self.duration.get(&labels),
+            request_size: self.request_size.get(&labels),
+            response_size: self.response_size.get(&labels),
+        }
     }
 }

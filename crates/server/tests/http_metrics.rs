@@ -182,3 +182,46 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     // The listener is closed: new connections are refused.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn bodiless_and_unusual_statuses_are_recorded_exactly() {
+    use axum::http::StatusCode;
+    async fn no_content() -> StatusCode {
+        StatusCode::NO_CONTENT
+    }
+    async fn teapot_plus() -> StatusCode {
+        StatusCode::from_u16(799).expect("valid code")
+    }
+    let server = TestServer::start(ServerConfig::default(), MonitoringConfig::default(), 2000, |b| {
+        b.route("/api/v0/empty", axum::routing::delete(no_content)).route("/api/v0/odd", get(teapot_plus))
+    })
+    .await;
+    let (status, _, body) =
+        raw(server.addr, b"DELETE /api/v0/empty HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
+    assert_eq!((status, body.len()), (204, 0));
+    let (status, _, body) = raw(server.addr, b"HEAD /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").await;
+    assert_eq!((status, body.len()), (200, 0));
+    for _ in 0..2 {
+        assert_eq!(raw(server.addr, &get_req("/api/v0/odd")).await.0, 799);
+    }
+    assert_eq!(server.settle(&series(REQ, "DELETE", "/api/v0/empty", "204"), 1.0).await, 1.0);
+    assert_eq!(server.settle(&series(REQ, "HEAD", "/healthz", "200"), 1.0).await, 1.0);
+    assert_eq!(server.settle(&series(REQ, "GET", "/api/v0/odd", "799"), 2.0).await, 2.0);
+    let s = server.samples();
+    assert_eq!(s[&format!("{RESP_SIZE}_sum{{method=\"DELETE\",path=\"/api/v0/empty\",status_code=\"204\"}}")], 0.0);
+    assert_eq!(s[&format!("{RESP_SIZE}_sum{{method=\"HEAD\",path=\"/healthz\",status_code=\"200\"}}")], 0.0);
+}
+
+#[tokio::test]
+async fn requests_cut_by_the_shutdown_deadline_are_503_not_499() {
+    let config = ServerConfig { shutdown_timeout: Duration::from_millis(300), ..Default::default() };
+    let mut server = TestServer::start(config, MonitoringConfig::default(), 2000, routes).await;
+    let addr = server.addr;
+    let client = tokio::spawn(async move { raw_result(addr, &get_req("/api/v0/slow")).await });
+    assert_eq!(server.settle("compozy_http_requests_in_flight{method=\"GET\"}", 1.0).await, 1.0);
+    server.stop();
+    tokio::time::timeout(Duration::from_secs(10), &mut server.task).await.expect("serve returns").expect("join");
+    assert_eq!(server.settle(&series(REQ, "GET", "/api/v0/slow", "503"), 1.0).await, 1.0);
+    assert!(!server.samples().contains_key(&series(REQ, "GET", "/api/v0/slow", "499")));
+    let _ = client.await;
+}

@@ -71,9 +71,15 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
         family.collect(&mut |values, sample| {
             let attributes = def.labels.iter().zip(values).map(|(k, v)| kv(k, v)).collect();
             match sample {
-                Sample::Counter(v) => numbers.push(number(attributes, start_ns, now_ns, v as f64)),
-                Sample::CounterF64(v) => numbers.push(number(attributes, start_ns, now_ns, v)),
-                Sample::Gauge(v) => numbers.push(number(attributes, start_ns, now_ns, v)),
+                Sample::Counter(v) => {
+                    let v = i64::try_from(v).unwrap_or(i64::MAX);
+                    numbers.push(number(attributes, start_ns, now_ns, number_data_point::Value::AsInt(v)));
+                }
+                Sample::CounterF64(v) => {
+                    numbers.push(number(attributes, start_ns, now_ns, number_data_point::Value::AsDouble(v)));
+                }
+                // Gauges are instantaneous: no start time.
+                Sample::Gauge(v) => numbers.push(number(attributes, 0, now_ns, number_data_point::Value::AsDouble(v))),
                 Sample::Histogram { sum, count, buckets } => histograms.push(HistogramDataPoint {
                     attributes,
                     start_time_unix_nano: start_ns,
@@ -86,6 +92,9 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
                 }),
             }
         });
+        if numbers.is_empty() && histograms.is_empty() {
+            continue;
+        }
         let data = match def.kind {
             Kind::Counter => {
                 metric::Data::Sum(Sum { data_points: numbers, aggregation_temporality: cumulative, is_monotonic: true })
@@ -123,12 +132,12 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
     }
 }
 
-fn number(attributes: Vec<KeyValue>, start: u64, now: u64, v: f64) -> NumberDataPoint {
+fn number(attributes: Vec<KeyValue>, start: u64, now: u64, value: number_data_point::Value) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
         start_time_unix_nano: start,
         time_unix_nano: now,
-        value: Some(number_data_point::Value::AsDouble(v)),
+        value: Some(value),
         ..Default::default()
     }
 }

@@ -33,6 +33,7 @@ async fn export_is_received_and_decodes_to_our_values() {
 
     let registry = Registry::new(RegistryOptions::default());
     registry.counter(&catalog::WEBHOOK_DELIVERIES).get(&["github", "accepted"]).add(3);
+    let _empty = registry.counter(&catalog::AUTH_ATTEMPTS);
     let h = registry.histogram(&catalog::HTTP_REQUEST_DURATION).get(&["GET", "/healthz", "200"]);
     h.observe(0.002);
     h.observe(3.0);
@@ -61,7 +62,8 @@ async fn export_is_received_and_decodes_to_our_values() {
     let Some(Data::Sum(sum)) = &deliveries.data else { panic!("counter must be a Sum") };
     assert!(sum.is_monotonic);
     assert_eq!(sum.aggregation_temporality, 2, "cumulative");
-    assert_eq!(sum.data_points[0].value, Some(Value::AsDouble(3.0)));
+    assert_eq!(sum.data_points[0].value, Some(Value::AsInt(3)));
+    assert!(sum.data_points[0].start_time_unix_nano > 0, "cumulative sums carry their start");
     let attrs: Vec<_> = sum.data_points[0].attributes.iter().map(|a| a.key.as_str()).collect();
     assert_eq!(attrs, ["source", "result"]);
 
@@ -75,6 +77,8 @@ async fn export_is_received_and_decodes_to_our_values() {
     assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
     assert_eq!(p.bucket_counts[1], 1, "0.002 falls in le=0.005");
     assert_eq!(p.bucket_counts[10], 1, "3.0 falls in le=5");
+    // Families with no series are not sent as empty metrics.
+    assert!(!metrics.iter().any(|m| m.name == "compozy_auth_attempts"));
 
     // Shutdown pushes one last time and ends the task.
     stop_tx.send(()).expect("stop");

@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Buf;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -57,38 +56,45 @@ mod cells {
     }
 }
 
-/// What every request of one server shares: one `Arc` clone per request.
+/// What every request of one server shares. It lives as long as the process (one per built
+/// application), so requests borrow it instead of cloning an `Arc`: two atomic operations less
+/// per request.
 struct Shared {
     metrics: Arc<HttpMetrics>,
+    /// Reads the TSC directly (~10 ns) where `Instant::now` costs ~24 ns on a KVM guest.
+    clock: quanta::Clock,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct MetricsLayer {
-    shared: Arc<Shared>,
+    shared: &'static Shared,
 }
 
 impl MetricsLayer {
+    /// Build it once per server and clone it: each `new` keeps a small allocation for the
+    /// process's lifetime.
     pub fn new(metrics: Arc<HttpMetrics>) -> Self {
-        Self { shared: Arc::new(Shared { metrics }) }
+        Self { shared: Box::leak(Box::new(Shared { metrics, clock: quanta::Clock::new() })) }
     }
 }
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner, shared: self.shared.clone() }
+        MetricsService { inner, shared: self.shared }
     }
 }
 
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: &'static Shared,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for MetricsService<S>
 where
     S: Service<Request<CountingBody<B>>, Response = Response<ResBody>>,
+    B: Body,
 {
     type Response = Response<MeteredBody<ResBody>>;
     type Error = S::Error;
@@ -99,17 +105,18 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let start = Instant::now();
+        let start = self.shared.clock.raw();
         let method = method_index(req.method());
         self.shared.metrics.started(method);
-        let cell = cells::take();
+        // A body that is already at its end (most GETs) has 0 bytes: no counter needed.
+        let cell = (!req.body().is_end_stream()).then(cells::take);
         let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
         let saved = route_tag::enter();
         let future = self.inner.call(req);
         let tagged = route_tag::leave(saved);
         let mut guard = Finish {
-            shared: self.shared.clone(),
-            cell: Some(cell),
+            shared: self.shared,
+            cell,
             start,
             method,
             route: 0,
@@ -127,9 +134,10 @@ where
 /// Records the request when dropped: after the response body ended or was dropped, or when the
 /// request was abandoned before a response existed.
 struct Finish {
-    shared: Arc<Shared>,
+    shared: &'static Shared,
     cell: Option<Arc<AtomicU64>>,
-    start: Instant,
+    /// Raw clock reading at arrival (see `Shared::clock`).
+    start: u64,
     method: usize,
     route: usize,
     /// `None` until a response exists.
@@ -159,7 +167,7 @@ impl Drop for Finish {
             method: self.method,
             route: self.route,
             status,
-            duration: self.start.elapsed(),
+            duration: self.shared.clock.delta(self.start, self.shared.clock.raw()),
             request_bytes,
             response_bytes: self.response_bytes,
         };
@@ -244,7 +252,7 @@ pin_project! {
     pub struct CountingBody<B> {
         #[pin]
         inner: B,
-        cell: Arc<AtomicU64>,
+        cell: Option<Arc<AtomicU64>>,
     }
 }
 
@@ -256,9 +264,9 @@ impl<B: Body> Body for CountingBody<B> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
+            && let (Some(data), Some(cell)) = (frame.data_ref(), this.cell.as_ref())
         {
-            this.cell.fetch_add(data.remaining() as u64, Ordering::Relaxed);
+            cell.fetch_add(data.remaining() as u64, Ordering::Relaxed);
         }
         polled
     }

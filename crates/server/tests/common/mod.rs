@@ -104,6 +104,15 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
     parse_response(&buf)
 }
 
+/// Like [`raw`], but tolerates the server closing the connection without an answer.
+pub async fn raw_result(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request).await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
 pub fn parse_response(buf: &[u8]) -> (u16, String, Vec<u8>) {
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
