@@ -1,0 +1,143 @@
+//! Test support: a store, the authenticator and a small router behind the middleware.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension};
+use axum::routing::get;
+use compozy_auth::{AuthConfig, AuthMetrics, AuthUser, Authenticator, Guard, RateLimiter, Role, authenticate};
+use compozy_core::Secret;
+use compozy_store::{Store, StoreConfig};
+use compozy_telemetry::{Format, Registry, RegistryOptions};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub use compozy_testkit::service_missing;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const HS_SECRET: &str = "0123456789abcdef0123456789abcdef-test-only";
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+pub struct Harness {
+    pub registry: Arc<Registry>,
+    pub auth: Arc<Authenticator>,
+    pub limiter: Arc<RateLimiter>,
+    pub app: Router,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// SQLite in a temp dir, in-memory limiter.
+pub async fn harness(config: AuthConfig) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::new(RegistryOptions::default());
+    let store = Store::open(&StoreConfig::default(), dir.path(), &registry).await.expect("store");
+    build(config, store, registry, Some(dir), None)
+}
+
+pub fn build(
+    config: AuthConfig,
+    store: Store,
+    registry: Arc<Registry>,
+    dir: Option<tempfile::TempDir>,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Harness {
+    let secret = Secret::new("test-secret-of-at-least-32-bytes!!");
+    let auth =
+        Arc::new(Authenticator::new(&config, &secret, store, AuthMetrics::new(&registry)).expect("authenticator"));
+    let limiter = limiter.unwrap_or_else(|| Arc::new(RateLimiter::in_memory(config.rate_limit.clone())));
+    let guard = |group, role| Guard {
+        auth: auth.clone(),
+        limiter: Some(limiter.clone()),
+        group,
+        role,
+        trusted_proxies: config.trusted_proxies.clone().into(),
+    };
+    let mut api = Router::new().route("/api/v0/things/{id}", get(whoami));
+    for (path, route) in compozy_auth::handlers::routes(auth.clone()) {
+        if path.starts_with("/api/v0/auth") {
+            api = api.route(path, route);
+        }
+    }
+    let api = api.route_layer(axum::middleware::from_fn_with_state(guard("default", None), authenticate));
+    let mut admin = Router::new().route("/api/v0/admin/{x}", get(whoami));
+    for (path, route) in compozy_auth::handlers::routes(auth.clone()) {
+        if path.starts_with("/api/v0/users") {
+            admin = admin.route(path, route);
+        }
+    }
+    let admin =
+        admin.route_layer(axum::middleware::from_fn_with_state(guard("users", Some(Role::Admin)), authenticate));
+    let app = Router::new().route("/public", get(|| async { "public" })).merge(api).merge(admin);
+    Harness { registry, auth, limiter, app, _dir: dir }
+}
+
+async fn whoami(Extension(user): Extension<AuthUser>) -> String {
+    user.id
+}
+
+impl Harness {
+    pub async fn call(&self, req: Request<Body>) -> (http::StatusCode, http::HeaderMap, String) {
+        call(&self.app, req).await
+    }
+
+    pub fn metrics(&self) -> String {
+        compozy_telemetry::render(&self.registry, Format::Prometheus)
+    }
+
+    /// A user and its key, created through the bootstrap function.
+    pub async fn user(&self, role: Role) -> (String, String) {
+        let (user, key) = compozy_auth::create_user_with_key(&self.auth, &format!("{}@example.com", unique("u")), role)
+            .await
+            .expect("create user");
+        (user.id, key)
+    }
+}
+
+pub async fn call(app: &Router, req: Request<Body>) -> (http::StatusCode, http::HeaderMap, String) {
+    let response: Response<Body> = app.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// GET `path` from `ip` with the given headers.
+pub fn get_from(path: &str, ip: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    request("GET", path, ip, headers, Body::empty())
+}
+
+pub fn request(method: &str, path: &str, ip: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let mut req = b.body(body).expect("request");
+    let addr: SocketAddr = format!("{ip}:40000").parse().expect("addr");
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The value of the sample whose line starts with `prefix` (name and labels), 0 when absent.
+pub fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix).and_then(|r| r.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("numeric sample"))
+}
+
+pub fn attempts(text: &str, outcome: &str, reason: &str, method: &str) -> f64 {
+    sample(
+        text,
+        &format!("compozy_auth_attempts_total{{outcome=\"{outcome}\",reason=\"{reason}\",method=\"{method}\"}}"),
+    )
+}
