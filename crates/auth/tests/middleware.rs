@@ -44,7 +44,7 @@ async fn each_reason_has_its_status_and_counter() {
 
     let (s, _, body) = h.call(get_from("/api/v0/admin/x", "198.51.100.3", &[("authorization", &bearer(&key))])).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(body.contains("insufficient"), true);
+    assert!(body.contains("insufficient"));
 
     let (s, ..) = h.call(get_from("/public", "198.51.100.3", &[])).await;
     assert_eq!(s, StatusCode::OK);

@@ -16,6 +16,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+#[allow(unused_imports)]
 pub use compozy_testkit::service_missing;
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
