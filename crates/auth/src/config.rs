@@ -134,3 +134,21 @@ pub struct Limit {
     #[serde(with = "humantime_serde")]
     pub window: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default_and_unknown_keys_are_refused() {
+        let c: AuthConfig = serde_json::from_str("{}").expect("parse");
+        assert_eq!(c, AuthConfig::default());
+        assert!(serde_json::from_str::<AuthConfig>(r#"{"enabeld": false}"#).is_err());
+        let shown = serde_json::to_string(&AuthConfig {
+            hmac_secret: Some(Secret::new("super-secret-value-of-32-bytes-or-more")),
+            ..AuthConfig::default()
+        })
+        .expect("serialize");
+        assert!(!shown.contains("super-secret"), "{shown}");
+    }
+}

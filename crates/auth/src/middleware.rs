@@ -31,6 +31,19 @@ pub struct Guard {
     pub trusted_proxies: Arc<[IpAddr]>,
 }
 
+impl Guard {
+    /// The guard of one route group; trusted proxies come from `config`.
+    pub fn new(
+        auth: Arc<Authenticator>,
+        limiter: Option<Arc<RateLimiter>>,
+        config: &crate::AuthConfig,
+        group: &'static str,
+        role: Option<Role>,
+    ) -> Self {
+        Self { auth, limiter, group, role, trusted_proxies: config.trusted_proxies.clone().into() }
+    }
+}
+
 /// The credential in the request, or why there is none.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credential<'a> {
@@ -146,7 +159,9 @@ impl Ctx {
         if refusal.reason == Reason::Unknown {
             return problem::unavailable(compozy_store::RETRY_AFTER.as_secs());
         }
-        if let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled()) {
+        // Only wrong credentials count as guesses; a missing or malformed header is not one.
+        let guess = matches!(refusal.reason, Reason::InvalidCredentials | Reason::ExpiredToken);
+        if let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled() && guess) {
             // A backend failure here is already logged by the limiter; the refusal stands.
             let _ = limiter.hit(AUTH_FAILURES, &RateKey::Ip(self.ip)).await;
         }

@@ -39,7 +39,14 @@ pub fn resolve_hmac_secret(configured: Option<&Secret>, data_dir: &Path) -> Resu
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(io)?;
+    let mut file = match options.open(&path) {
+        Ok(f) => f,
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return std::fs::read_to_string(&path).map(|s| Secret::new(s.trim())).map_err(io);
+        }
+        Err(e) => return Err(io(e)),
+    };
     file.write_all(secret.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
     tracing::info!(path = %path.display(), "generated the API-key HMAC secret");
     Ok(Secret::new(secret))

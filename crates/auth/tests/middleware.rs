@@ -138,6 +138,17 @@ async fn brute_force_from_one_address_is_throttled_and_counted() {
 }
 
 #[tokio::test]
+async fn anonymous_requests_do_not_count_as_guesses() {
+    let mut c = config();
+    c.rate_limit.auth_failures = Limit { requests: 1, window: Duration::from_secs(60) };
+    let h = harness(c).await;
+    for _ in 0..3 {
+        let (s, ..) = h.call(get_from("/api/v0/things/1", "192.0.2.77", &[])).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
 async fn the_group_limit_answers_429_with_headers() {
     let mut c = config();
     c.rate_limit.default = Limit { requests: 2, window: Duration::from_secs(60) };
@@ -171,9 +182,16 @@ async fn disabled_auth_lets_everything_through_and_records_nothing() {
     let mut c = config();
     c.enabled = false;
     let h = harness(c).await;
-    let (s, ..) = h.call(get_from("/public", "192.0.2.5", &[])).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(attempts(&h.metrics(), "failure", "missing_auth", "unknown"), 0.0);
+    // The middleware lets the request through; the handler itself wants a user.
+    let (s, ..) = h.call(get_from("/api/v0/auth/keys", "192.0.2.5", &[])).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let m = h.metrics();
+    let recorded: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("compozy_auth_attempts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(recorded, 0.0, "nothing recorded: {m}");
 }
 
 #[tokio::test]
@@ -194,12 +212,19 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     c.trusted_proxies = vec!["10.0.0.1".parse().expect("ip")];
     let h = harness(c).await;
     // Through the proxy, client 198.51.100.9 fails once, then is blocked ...
-    let xff = [("x-forwarded-for", "6.6.6.6, 198.51.100.9")];
+    let bad = bearer(&format!("cpz_{}", "D".repeat(43)));
+    let xff = [("x-forwarded-for", "6.6.6.6, 198.51.100.9"), ("authorization", bad.as_str())];
     h.call(get_from("/api/v0/things/1", "10.0.0.1", &xff)).await;
     let (s, ..) = h.call(get_from("/api/v0/things/1", "10.0.0.1", &xff)).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     // ... while a spoofed header from an untrusted peer changes nothing for that client.
-    let (s, ..) = h.call(get_from("/api/v0/things/1", "10.0.0.1", &[("x-forwarded-for", "198.51.100.10")])).await;
+    let (s, ..) = h
+        .call(get_from(
+            "/api/v0/things/1",
+            "10.0.0.1",
+            &[("x-forwarded-for", "198.51.100.10"), ("authorization", bad.as_str())],
+        ))
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let m = h.metrics();
     assert_eq!(sample(&m, "compozy_auth_rate_limit_hits_total{ip_address=\"198.51.100.0\",user_id=\"\"}"), 1.0, "{m}");
