@@ -16,6 +16,8 @@ const RSA_PRIVATE: &str = include_str!("keys/rsa_private.pem");
 const RSA_PUBLIC: &str = include_str!("keys/rsa_public.pem");
 const EC_PRIVATE: &str = include_str!("keys/ec_private.pem");
 const EC_PUBLIC: &str = include_str!("keys/ec_public.pem");
+const ED_PRIVATE: &str = include_str!("keys/ed_private.pem");
+const ED_PUBLIC: &str = include_str!("keys/ed_public.pem");
 
 fn now() -> i64 {
     jsonwebtoken::get_current_timestamp() as i64
@@ -30,6 +32,7 @@ fn issuer(name: &str, algorithm: JwtAlgorithm) -> IssuerConfig {
         public_key_pem: match algorithm {
             JwtAlgorithm::RS256 => Some(RSA_PUBLIC.into()),
             JwtAlgorithm::ES256 => Some(EC_PUBLIC.into()),
+            JwtAlgorithm::EdDSA => Some(ED_PUBLIC.into()),
             _ => None,
         },
         role_claim: "role".into(),
@@ -42,6 +45,7 @@ fn config() -> AuthConfig {
         issuer("https://hs.example", JwtAlgorithm::HS256),
         issuer("https://rs.example", JwtAlgorithm::RS256),
         issuer("https://es.example", JwtAlgorithm::ES256),
+        issuer("https://ed.example", JwtAlgorithm::EdDSA),
     ];
     c.jwt.leeway = std::time::Duration::from_secs(5);
     c
@@ -60,6 +64,11 @@ fn rs(claims: &serde_json::Value) -> String {
     encode(&Header::new(Algorithm::RS256), claims, &key).expect("sign")
 }
 
+fn ed(claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).expect("ed key");
+    encode(&Header::new(Algorithm::EdDSA), claims, &key).expect("sign")
+}
+
 fn es(claims: &serde_json::Value) -> String {
     let key = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).expect("ec key");
     encode(&Header::new(Algorithm::ES256), claims, &key).expect("sign")
@@ -72,9 +81,13 @@ async fn status(h: &Harness, token: &str) -> StatusCode {
 #[tokio::test]
 async fn valid_tokens_of_each_issuer_pass_and_map_sub_and_role() {
     let h = harness(config()).await;
-    for token in
-        [hs(&claims("https://hs.example")), rs(&claims("https://rs.example")), es(&claims("https://es.example"))]
-    {
+    let tokens = [
+        hs(&claims("https://hs.example")),
+        rs(&claims("https://rs.example")),
+        es(&claims("https://es.example")),
+        ed(&claims("https://ed.example")),
+    ];
+    for token in tokens {
         let (s, _, body) =
             h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", &bearer(&token))])).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "alice"));
@@ -92,9 +105,9 @@ async fn valid_tokens_of_each_issuer_pass_and_map_sub_and_role() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let m = h.metrics();
-    assert_eq!(attempts(&m, "success", "none", "jwt"), 5.0, "{m}");
+    assert_eq!(attempts(&m, "success", "none", "jwt"), 6.0, "{m}");
     assert_eq!(sample(&m, "compozy_auth_token_age_seconds_bucket{method=\"jwt\",le=\"60\"}"), 0.0);
-    assert_eq!(sample(&m, "compozy_auth_token_age_seconds_bucket{method=\"jwt\",le=\"300\"}"), 5.0, "{m}");
+    assert_eq!(sample(&m, "compozy_auth_token_age_seconds_bucket{method=\"jwt\",le=\"300\"}"), 6.0, "{m}");
 }
 
 #[tokio::test]
