@@ -3,42 +3,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use compozy_auth::middleware::{Credential, parse_credential};
-use compozy_auth::{Limit, RateKey, RateLimitConfig, RateLimiter};
-use compozy_core::Secret;
-use compozy_store::{Cache, CacheConfig};
-use compozy_telemetry::{Registry, RegistryOptions};
+use compozy_auth::{RateKey, RateLimitConfig, RateLimiter};
 use proptest::prelude::*;
-use tokio::net::{TcpListener, TcpStream};
-
-fn limits(prefix: &str, requests: u64) -> RateLimitConfig {
-    RateLimitConfig {
-        default: Limit { requests, window: Duration::from_secs(60) },
-        redis_prefix: prefix.into(),
-        ..RateLimitConfig::default()
-    }
-}
-
-async fn redis(url: &str) -> Option<Cache> {
-    let config = CacheConfig {
-        url: Some(Secret::new(url)),
-        response_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_millis(300),
-        pool_timeout: Duration::from_millis(500),
-        ..CacheConfig::default()
-    };
-    match Cache::connect(&config, &Registry::new(RegistryOptions::default())).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            service_missing("Redis", e);
-            None
-        }
-    }
-}
 
 #[tokio::test]
 async fn two_instances_sharing_redis_enforce_one_limit() {
@@ -57,28 +27,6 @@ async fn two_instances_sharing_redis_enforce_one_limit() {
     assert_eq!(allowed, 3, "one limit across both instances");
     let other = RateKey::User("u2".into());
     assert!(two.hit("default", &other).await.expect("decision").allowed);
-}
-
-/// A TCP proxy to Redis that can be cut.
-async fn proxy() -> (String, tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let cut = Arc::new(tokio::sync::Notify::new());
-    let cut2 = cut.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else { return };
-            let cut = cut2.clone();
-            tokio::spawn(async move {
-                let Ok(mut outbound) = TcpStream::connect("127.0.0.1:6379").await else { return };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    () = cut.notified() => {}
-                }
-            });
-        }
-    });
-    (format!("redis://{addr}"), task, cut)
 }
 
 #[tokio::test]

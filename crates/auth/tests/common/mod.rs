@@ -3,6 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use compozy_auth::{Limit, RateLimitConfig};
+use compozy_store::{Cache, CacheConfig};
+use tokio::net::{TcpListener, TcpStream};
 
 use axum::Router;
 use axum::body::Body;
@@ -141,4 +146,71 @@ pub fn attempts(text: &str, outcome: &str, reason: &str, method: &str) -> f64 {
         text,
         &format!("compozy_auth_attempts_total{{outcome=\"{outcome}\",reason=\"{reason}\",method=\"{method}\"}}"),
     )
+}
+
+pub fn limits(prefix: &str, requests: u64) -> RateLimitConfig {
+    RateLimitConfig {
+        default: Limit { requests, window: Duration::from_secs(60) },
+        redis_prefix: prefix.into(),
+        ..RateLimitConfig::default()
+    }
+}
+
+pub async fn redis(url: &str) -> Option<Cache> {
+    let config = CacheConfig {
+        url: Some(Secret::new(url)),
+        response_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        pool_timeout: Duration::from_millis(500),
+        ..CacheConfig::default()
+    };
+    match Cache::connect(&config, &Registry::new(RegistryOptions::default())).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            service_missing("Redis", e);
+            None
+        }
+    }
+}
+
+/// A TCP proxy to Redis that can be cut.
+pub async fn proxy() -> (String, tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cut = Arc::new(tokio::sync::Notify::new());
+    let cut2 = cut.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { return };
+            let cut = cut2.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect("127.0.0.1:6379").await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    () = cut.notified() => {}
+                }
+            });
+        }
+    });
+    (format!("redis://{addr}"), task, cut)
+}
+
+/// A log sink for `tracing_subscriber::fmt().with_writer(...)`.
+#[derive(Clone, Default)]
+pub struct LogBuf(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
 }
