@@ -1,8 +1,19 @@
 //! Authentication (API keys, JWT), the auth middleware, rate limiting and the user/key API.
 //!
-//! Wiring: [`secret_file::resolve_hmac_secret`] → [`Authenticator::new`] →
-//! [`RateLimiter::new`] → a [`Guard`] per route group, applied with
-//! `axum::middleware::from_fn_with_state(guard, middleware::authenticate)`.
+//! Wiring (server start-up):
+//!
+//! ```ignore
+//! let secret = secret_file::resolve_hmac_secret(config.hmac_secret.as_ref(), &data_dir)?;
+//! let auth = Arc::new(Authenticator::new(&config, &secret, store.clone(), AuthMetrics::new(&registry))?);
+//! let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache.clone())));
+//! let guard = |group, role| Guard::new(auth.clone(), Some(limiter.clone()), &config, group, role);
+//! // Per route group, as a route layer (so the route template is known):
+//! let api = Router::new().route(...)
+//!     .route_layer(axum::middleware::from_fn_with_state(guard("default", None), authenticate));
+//! // Serve with `into_make_service_with_connect_info::<SocketAddr>()` so the peer address is known.
+//! ```
+//!
+//! See `docs/security.md` for the design and what is logged.
 
 pub mod authenticator;
 pub mod config;
