@@ -71,6 +71,12 @@ async fn generate(
     if name.len() > 100 {
         return problem(StatusCode::BAD_REQUEST, "invalid-name", "name is longer than 100 characters");
     }
+    // A JWT subject owns keys only when it is also a local user id.
+    match db::get_user(auth.store(), &user.id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return forbidden(),
+        Err(e) => return db_error(&e),
+    }
     match issue_key(&auth, &user.id, &name).await {
         Ok((info, key)) => {
             tracing::info!(target: "audit", event = "authn_token_created", user = %user.id, prefix = %info.prefix, "api key created");
