@@ -1,0 +1,213 @@
+//! The authentication and rate-limit middleware, applied per route group with
+//! `axum::middleware::from_fn_with_state(guard, authenticate)`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::authenticator::{AuthUser, Authenticator, Refusal};
+use crate::db::Role;
+use crate::metrics::{Method, Reason};
+use crate::problem;
+use crate::ratelimit::{AUTH_FAILURES, Decision, RateKey, RateLimiter, client_ip};
+
+/// Longest credential accepted; anything longer is a malformed header.
+const MAX_TOKEN_LEN: usize = 8192;
+
+/// What the middleware needs for one route group.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub auth: Arc<Authenticator>,
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Rate-limit group of these routes (`auth`, `users`, or any configured name).
+    pub group: &'static str,
+    /// Role required by every route of the group (`None`: any authenticated user).
+    pub role: Option<Role>,
+    pub trusted_proxies: Arc<[IpAddr]>,
+}
+
+impl Guard {
+    /// The guard of one route group; trusted proxies come from `config`.
+    pub fn new(
+        auth: Arc<Authenticator>,
+        limiter: Option<Arc<RateLimiter>>,
+        config: &crate::AuthConfig,
+        group: &'static str,
+        role: Option<Role>,
+    ) -> Self {
+        Self { auth, limiter, group, role, trusted_proxies: config.trusted_proxies.clone().into() }
+    }
+}
+
+/// The credential in the request, or why there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    Token(&'a str),
+    Missing,
+    Malformed,
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive, exactly two fields), else
+/// `X-API-Key: <token>`. Never panics, whatever the bytes.
+pub fn parse_credential(headers: &HeaderMap) -> Credential<'_> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let Ok(s) = v.to_str() else { return Credential::Malformed };
+        let mut parts = s.split_ascii_whitespace();
+        return match (parts.next(), parts.next(), parts.next()) {
+            (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => token_of(token),
+            _ => Credential::Malformed,
+        };
+    }
+    match headers.get("x-api-key").map(|v| v.to_str().map(str::trim)) {
+        None => Credential::Missing,
+        Some(Ok(token)) => token_of(token),
+        Some(Err(_)) => Credential::Malformed,
+    }
+}
+
+fn token_of(token: &str) -> Credential<'_> {
+    let visible = token.bytes().all(|b| b.is_ascii_graphic());
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN || !visible {
+        Credential::Malformed
+    } else {
+        Credential::Token(token)
+    }
+}
+
+/// The middleware: authenticates, applies the brute-force guard, the role and the group's rate
+/// limit, records one decision, and puts [`AuthUser`] into the request extensions.
+pub async fn authenticate(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    if !guard.auth.enabled() {
+        return next.run(request).await;
+    }
+    let start = Instant::now();
+    let ctx = Ctx::of(&guard, &request);
+    if let Some(response) = ctx.brute_force_block(&guard, start).await {
+        return response;
+    }
+    let token = match parse_credential(request.headers()) {
+        Credential::Token(t) => t.to_string(),
+        Credential::Missing => return ctx.refuse(&guard, Refusal::bare(Reason::MissingAuth), start).await,
+        Credential::Malformed => return ctx.refuse(&guard, Refusal::bare(Reason::InvalidFormat), start).await,
+    };
+    let user = match guard.auth.authenticate(&token).await {
+        Ok(user) => user,
+        Err(refusal) => return ctx.refuse(&guard, refusal, start).await,
+    };
+    let decision = match ctx.group_limit(&guard, &user).await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    if decision.is_some_and(|d| !d.allowed) {
+        guard.auth.metrics().decision(Reason::RateLimited, user.method, start.elapsed());
+        let key = rate_key(&user);
+        guard.auth.metrics().rate_limited(ctx.ip, &user.id, &ctx.route, key.key_type());
+        audit(Reason::RateLimited, &ctx, Some(&user.id));
+        return with_limit_headers(problem::too_many(decision.map_or(1, |d| d.reset)), decision);
+    }
+    guard.auth.metrics().decision(Reason::None, user.method, start.elapsed());
+    if guard.role == Some(Role::Admin) && !user.is_admin() {
+        tracing::warn!(target: "audit", event = "authz_fail", user = %user.id, route = %ctx.route, "insufficient role");
+        return problem::forbidden();
+    }
+    request.extensions_mut().insert(user);
+    with_limit_headers(next.run(request).await, decision)
+}
+
+impl Refusal {
+    fn bare(reason: Reason) -> Self {
+        Refusal { reason, method: Method::Unknown, subject: None }
+    }
+}
+
+/// Per-request facts the decision and the audit log use.
+struct Ctx {
+    ip: Option<IpAddr>,
+    route: String,
+}
+
+impl Ctx {
+    fn of(guard: &Guard, request: &Request) -> Self {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
+        Self { ip: client_ip(peer, request.headers(), &guard.trusted_proxies), route }
+    }
+
+    /// 429 before any credential check when this address failed too often.
+    async fn brute_force_block(&self, guard: &Guard, start: Instant) -> Option<Response> {
+        let limiter = guard.limiter.as_ref().filter(|l| l.enabled())?;
+        let key = RateKey::Ip(self.ip);
+        let decision = limiter.peek(AUTH_FAILURES, &key).await.ok()?;
+        if decision.allowed {
+            return None;
+        }
+        guard.auth.metrics().decision(Reason::RateLimited, Method::Unknown, start.elapsed());
+        guard.auth.metrics().rate_limited(self.ip, "", &self.route, key.key_type());
+        audit(Reason::RateLimited, self, None);
+        Some(with_limit_headers(problem::too_many(decision.reset), Some(decision)))
+    }
+
+    /// Records the refusal, counts it against the address, answers 400/401/503.
+    async fn refuse(&self, guard: &Guard, refusal: Refusal, start: Instant) -> Response {
+        guard.auth.metrics().decision(refusal.reason, refusal.method, start.elapsed());
+        audit(refusal.reason, self, refusal.subject.as_deref());
+        if refusal.reason == Reason::Unknown {
+            return problem::unavailable(compozy_store::RETRY_AFTER.as_secs());
+        }
+        // Only wrong credentials count as guesses; a missing or malformed header is not one.
+        let guess = matches!(refusal.reason, Reason::InvalidCredentials | Reason::ExpiredToken);
+        if let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled() && guess) {
+            // A backend failure here is already logged by the limiter; the refusal stands.
+            let _ = limiter.hit(AUTH_FAILURES, &RateKey::Ip(self.ip)).await;
+        }
+        match refusal.reason {
+            Reason::InvalidFormat => problem::bad_header(),
+            _ => problem::unauthorized(),
+        }
+    }
+
+    /// The group's limit for this caller; `Err` is the 503 of a fail-closed limiter.
+    async fn group_limit(&self, guard: &Guard, user: &AuthUser) -> Result<Option<Decision>, Response> {
+        let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled()) else { return Ok(None) };
+        match limiter.hit(guard.group, &rate_key(user)).await {
+            Ok(d) => Ok(Some(d)),
+            Err(_) => Err(problem::unavailable(1)),
+        }
+    }
+}
+
+/// Key hash, else user id (an IP key is only for anonymous callers).
+fn rate_key(user: &AuthUser) -> RateKey {
+    match &user.key_hash {
+        Some(h) => RateKey::ApiKey(h.iter().take(16).map(|b| format!("{b:02x}")).collect()),
+        None => RateKey::User(user.id.clone()),
+    }
+}
+
+/// One `audit` line per refusal: reason, masked address, key prefix or subject, route template.
+fn audit(reason: Reason, ctx: &Ctx, subject: Option<&str>) {
+    tracing::warn!(
+        target: "audit",
+        event = "authn_fail",
+        reason = reason.as_str(),
+        ip = %crate::metrics::mask_ip(ctx.ip),
+        subject = subject.unwrap_or(""),
+        route = %ctx.route,
+        "authentication refused"
+    );
+}
+
+fn with_limit_headers(mut response: Response, decision: Option<Decision>) -> Response {
+    if let Some(d) = decision {
+        let h = response.headers_mut();
+        h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(d.reset));
+    }
+    response
+}

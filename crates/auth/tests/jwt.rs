@@ -1,0 +1,170 @@
+//! JWT through the middleware: valid, expired, not yet valid, wrong issuer or audience,
+//! `alg: none`, HS/RS confusion.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use compozy_auth::{AuthConfig, IssuerConfig, JwtAlgorithm};
+use compozy_core::Secret;
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+
+const RSA_PRIVATE: &str = include_str!("keys/rsa_private.pem");
+const RSA_PUBLIC: &str = include_str!("keys/rsa_public.pem");
+const EC_PRIVATE: &str = include_str!("keys/ec_private.pem");
+const EC_PUBLIC: &str = include_str!("keys/ec_public.pem");
+const ED_PRIVATE: &str = include_str!("keys/ed_private.pem");
+const ED_PUBLIC: &str = include_str!("keys/ed_public.pem");
+
+fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+fn issuer(name: &str, algorithm: JwtAlgorithm) -> IssuerConfig {
+    IssuerConfig {
+        issuer: name.into(),
+        audiences: vec!["compozy".into()],
+        algorithm,
+        secret: (algorithm == JwtAlgorithm::HS256).then(|| Secret::new(HS_SECRET)),
+        public_key_pem: match algorithm {
+            JwtAlgorithm::RS256 => Some(RSA_PUBLIC.into()),
+            JwtAlgorithm::ES256 => Some(EC_PUBLIC.into()),
+            JwtAlgorithm::EdDSA => Some(ED_PUBLIC.into()),
+            _ => None,
+        },
+        role_claim: "role".into(),
+    }
+}
+
+fn config() -> AuthConfig {
+    let mut c = AuthConfig::default();
+    c.jwt.issuers = vec![
+        issuer("https://hs.example", JwtAlgorithm::HS256),
+        issuer("https://rs.example", JwtAlgorithm::RS256),
+        issuer("https://es.example", JwtAlgorithm::ES256),
+        issuer("https://ed.example", JwtAlgorithm::EdDSA),
+    ];
+    c.jwt.leeway = std::time::Duration::from_secs(5);
+    c
+}
+
+fn claims(iss: &str) -> serde_json::Value {
+    json!({"iss": iss, "aud": "compozy", "sub": "alice", "iat": now() - 120, "exp": now() + 600})
+}
+
+fn hs(claims: &serde_json::Value) -> String {
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(HS_SECRET.as_bytes())).expect("sign")
+}
+
+fn rs(claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa key");
+    encode(&Header::new(Algorithm::RS256), claims, &key).expect("sign")
+}
+
+fn ed(claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).expect("ed key");
+    encode(&Header::new(Algorithm::EdDSA), claims, &key).expect("sign")
+}
+
+fn es(claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).expect("ec key");
+    encode(&Header::new(Algorithm::ES256), claims, &key).expect("sign")
+}
+
+async fn status(h: &Harness, token: &str) -> StatusCode {
+    h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", &bearer(token))])).await.0
+}
+
+#[tokio::test]
+async fn valid_tokens_of_each_issuer_pass_and_map_sub_and_role() {
+    let h = harness(config()).await;
+    let tokens = [
+        hs(&claims("https://hs.example")),
+        rs(&claims("https://rs.example")),
+        es(&claims("https://es.example")),
+        ed(&claims("https://ed.example")),
+    ];
+    for token in tokens {
+        let (s, _, body) =
+            h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", &bearer(&token))])).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "alice"));
+    }
+    let mut admin = claims("https://rs.example");
+    admin["role"] = json!("admin");
+    let (s, ..) = h.call(get_from("/api/v0/admin/x", "192.0.2.1", &[("authorization", &bearer(&rs(&admin)))])).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, ..) = h
+        .call(get_from(
+            "/api/v0/admin/x",
+            "192.0.2.1",
+            &[("authorization", &bearer(&rs(&claims("https://rs.example"))))],
+        ))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let m = h.metrics();
+    assert_eq!(attempts(&m, "success", "none", "jwt"), 6.0, "{m}");
+    assert_eq!(sample(&m, "compozy_auth_token_age_seconds_bucket{method=\"jwt\",le=\"60\"}"), 0.0);
+    assert_eq!(sample(&m, "compozy_auth_token_age_seconds_bucket{method=\"jwt\",le=\"300\"}"), 6.0, "{m}");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_their_reason() {
+    let h = harness(config()).await;
+    let iss = "https://rs.example";
+    let mut expired = claims(iss);
+    expired["exp"] = json!(now() - 60);
+    assert_eq!(status(&h, &rs(&expired)).await, StatusCode::UNAUTHORIZED);
+    let mut early = claims(iss);
+    early["nbf"] = json!(now() + 600);
+    assert_eq!(status(&h, &rs(&early)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&h, &rs(&claims("https://evil.example"))).await, StatusCode::UNAUTHORIZED);
+    let mut aud = claims(iss);
+    aud["aud"] = json!("someone-else");
+    assert_eq!(status(&h, &rs(&aud)).await, StatusCode::UNAUTHORIZED);
+    // Signed by the RS key but claiming the HS issuer: the HS issuer's pinned algorithm refuses it.
+    assert_eq!(status(&h, &rs(&claims("https://hs.example"))).await, StatusCode::UNAUTHORIZED);
+
+    let m = h.metrics();
+    assert_eq!(attempts(&m, "failure", "expired_token", "jwt"), 1.0, "{m}");
+    assert_eq!(attempts(&m, "failure", "invalid_credentials", "jwt"), 4.0);
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let h = harness(config()).await;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(claims("https://hs.example").to_string());
+    for token in [format!("{header}.{body}."), format!("{header}.{body}.c2ln")] {
+        assert_eq!(status(&h, &token).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(attempts(&h.metrics(), "failure", "invalid_credentials", "jwt"), 2.0);
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    let h = harness(config()).await;
+    // The classic confusion: HMAC keyed with the public PEM, presented to the RS256 issuer.
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("https://rs.example"),
+        &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+    )
+    .expect("sign");
+    assert_eq!(status(&h, &forged).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(attempts(&h.metrics(), "failure", "invalid_credentials", "jwt"), 1.0);
+}
+
+#[test]
+fn misconfigured_issuers_are_rejected_at_start_up() {
+    let mut short = issuer("x", JwtAlgorithm::HS256);
+    short.secret = Some(Secret::new("short"));
+    let mut no_pem = issuer("y", JwtAlgorithm::RS256);
+    no_pem.public_key_pem = None;
+    for bad in [short, no_pem] {
+        let c = compozy_auth::JwtConfig { issuers: vec![bad], ..Default::default() };
+        assert!(compozy_auth::jwt::JwtVerifier::new(&c).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Keys and users on PostgreSQL, and the generated HMAC secret file.
+
+mod common;
+
+use common::*;
+use compozy_auth::secret_file::{SECRET_FILE, resolve_hmac_secret};
+use compozy_auth::{AuthConfig, Role};
+use compozy_core::Secret;
+use compozy_store::{Store, StoreConfig};
+use compozy_telemetry::{Registry, RegistryOptions};
+use http::StatusCode;
+use sqlx::{Connection, PgConnection};
+
+/// A database for one test, dropped at the end.
+struct TestDb(String);
+
+impl TestDb {
+    async fn create() -> Option<TestDb> {
+        let mut admin = match PgConnection::connect(PG_ADMIN_URL).await {
+            Ok(c) => c,
+            Err(e) => {
+                service_missing("PostgreSQL", e);
+                return None;
+            }
+        };
+        let name = unique("compozy_auth_t_");
+        // The name is generated here, never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create db");
+        Some(TestDb(name))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map(|_| ())
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn key_lifecycle_on_postgres() {
+    let Some(db) = TestDb::create().await else { return };
+    let registry = Registry::new(RegistryOptions::default());
+    let config = StoreConfig {
+        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.0))),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&config, std::path::Path::new("/nonexistent"), &registry).await.expect("store");
+    let h = build(AuthConfig::default(), store.clone(), registry, None, None);
+    let (user_id, key) = h.user(Role::User).await;
+    let dup = compozy_auth::create_user_with_key(&h.auth, "X@Example.com", Role::User).await;
+    assert!(dup.is_ok());
+    let again = compozy_auth::create_user_with_key(&h.auth, "x@example.COM", Role::User).await;
+    assert!(matches!(again, Err(compozy_auth::AdminError::Exists)), "case-insensitive unique email");
+
+    let auth = [("authorization", bearer(&key))];
+    let (s, _, body) = h.call(get_from("/api/v0/things/1", "192.0.2.1", &[(auth[0].0, &auth[0].1)])).await;
+    assert_eq!((s, body), (StatusCode::OK, user_id.clone()));
+
+    // The stored row holds the HMAC only, never the key.
+    let mut conn = store.acquire().await.expect("conn");
+    let pg = conn.as_postgres().expect("postgres");
+    let row: (Vec<u8>, String) = sqlx::query_as("SELECT hash, prefix FROM api_keys WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(pg)
+        .await
+        .expect("row");
+    assert_eq!(row.0.len(), 32);
+    assert!(key.starts_with(&row.1) && row.1.len() == 12);
+    drop(conn);
+
+    // Revocation by another process (straight in the table) is honoured once the warm entry expires;
+    // a fresh authenticator has no warm entry, so it sees it at once.
+    let mut conn = store.acquire().await.expect("conn");
+    sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE user_id = $1")
+        .bind(&user_id)
+        .execute(conn.as_postgres().expect("pg"))
+        .await
+        .expect("revoke");
+    drop(conn);
+    let fresh = build(AuthConfig::default(), store, Registry::new(RegistryOptions::default()), None, None);
+    let (s, ..) = fresh.call(get_from("/api/v0/things/1", "192.0.2.1", &[(auth[0].0, &auth[0].1)])).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn the_generated_secret_is_private_and_stable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = resolve_hmac_secret(None, dir.path()).expect("generate");
+    let second = resolve_hmac_secret(None, dir.path()).expect("reread");
+    assert_eq!(first.expose(), second.expose());
+    assert!(first.expose().len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(resolve_hmac_secret(Some(&Secret::new("short")), dir.path()).is_err());
+}
