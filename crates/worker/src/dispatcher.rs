@@ -61,7 +61,8 @@ async fn heartbeat(inner: &Inner) {
         Ok(false) => store.register_instance(&inner.id, ROLE).await.map(|_| ()),
         Err(e) => Err(e),
     };
-    let leases = inner.queue.extend_leases(&inner.id, now_ms() + millis(inner.config.lease)).await;
+    let held: Vec<String> = inner.inflight.lock().iter().cloned().collect();
+    let leases = inner.queue.extend_leases(&inner.id, &held, now_ms() + millis(inner.config.lease)).await;
     match (alive, leases) {
         (Ok(()), Ok(_)) => heartbeat_ok(inner),
         (Err(e), _) => heartbeat_failed(inner, &e),

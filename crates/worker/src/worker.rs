@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     /// Lease owner and dispatcher instance id: unique per process start.
     pub(crate) id: String,
     pub(crate) wake: Notify,
+    /// Tasks whose attempt is running here: the heartbeat extends exactly these leases.
+    pub(crate) inflight: parking_lot::Mutex<std::collections::HashSet<String>>,
     paused: AtomicBool,
     http: Option<reqwest::Client>,
     pub(crate) listen_url: Option<Secret>,
@@ -73,6 +75,7 @@ impl Worker {
             project,
             id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
+            inflight: Default::default(),
             paused: AtomicBool::new(false),
             http: activity::http_client().ok(),
             listen_url: None,
@@ -96,6 +99,10 @@ impl Worker {
 
     pub fn queue(&self) -> &Queue {
         &self.inner.queue
+    }
+
+    pub fn project(&self) -> &Arc<dyn Project> {
+        &self.inner.project
     }
 
     pub fn config(&self) -> &WorkerConfig {
@@ -195,6 +202,7 @@ impl Worker {
             };
             inner.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0);
             inner.metrics.snapshot.workflows.fetch_add(1, Ordering::Relaxed);
+            inner.inflight.lock().insert(task.id.clone());
             let me = self.inner.clone();
             running.spawn(async move { execute(me, task, Slots { workflow, activity }).await });
         }
@@ -236,6 +244,7 @@ async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots) {
         Err(outcome) => (None, outcome),
     };
     record(&inner, workflow, &task, outcome).await;
+    inner.inflight.lock().remove(&task.id);
     drop(slots.workflow);
 }
 

@@ -196,12 +196,18 @@ impl Queue {
         Ok(claimed)
     }
 
-    /// Extends every lease `owner` holds; returns how many.
-    pub async fn extend_leases(&self, owner: &str, until: i64) -> Result<u64, WorkerError> {
+    /// Extends the leases of `tasks` (still held by `owner`); returns how many.
+    pub async fn extend_leases(&self, owner: &str, tasks: &[String], until: i64) -> Result<u64, WorkerError> {
+        if tasks.is_empty() {
+            return Ok(0);
+        }
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
-        let n = on_conn!(&mut conn, c => sqlx::query(sql::EXTEND_LEASES).bind(owner).bind(until).execute(&mut **c).await?
-            .rows_affected());
+        let mut n = 0;
+        for id in tasks {
+            n += on_conn!(&mut conn, c => sqlx::query(sql::EXTEND_LEASE).bind(id).bind(owner).bind(until)
+                .execute(&mut **c).await?.rows_affected());
+        }
         Ok(n)
     }
 

@@ -46,7 +46,9 @@ pub fn claim(postgres: bool) -> String {
 pub const MARK_RUN_STARTED: &str =
     "UPDATE workflow_runs SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'pending'";
 
-pub const EXTEND_LEASES: &str = "UPDATE tasks SET lease_expires_at = $2 WHERE lease_owner = $1 AND state = 'running'";
+/// Per task, not per owner: a task whose outcome could not be recorded must be left to expire.
+pub const EXTEND_LEASE: &str =
+    "UPDATE tasks SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 
 pub const SUCCEED_TASK: &str = "UPDATE tasks SET state = 'succeeded', output = $3, last_outcome = 'success', \
      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = $4 \

@@ -141,6 +141,14 @@ impl Env {
         Env { backend, store, project: Arc::new(autoloader), dir }
     }
 
+    /// Writes one more resource and reloads the project.
+    pub async fn add(&self, path: &str, text: &str) {
+        let p = self.dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write resource");
+        self.project.reload().await.expect("project reloads");
+    }
+
     pub fn name(&self) -> &'static str {
         match self.backend {
             Backend::Postgres(_) => "postgres",
