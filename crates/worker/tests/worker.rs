@@ -215,7 +215,12 @@ async fn cancel_stops_a_run_and_shutdown_releases_leases() {
         let id = w.start_run("long", &json!({})).await.expect("start");
         eventually("claimed", LIMIT, || async { w.queue().run_tasks(&id).await.expect("tasks")[0].state == "running" })
             .await;
-        assert_eq!(sample(&render(&m), "compozy_dispatchers_active"), 1.0);
+        eventually("the cluster snapshot counts this dispatcher", LIMIT, || async {
+            sample(&render(&m), "compozy_dispatchers_active") == 1.0
+        })
+        .await;
+        assert_eq!(sample(&render(&m), "compozy_dispatchers_stale"), 0.0);
+        assert_eq!(sample(&render(&m), "compozy_dispatcher_consecutive_failures"), 0.0);
         assert_eq!(sample(&render(&m), "compozy_dispatcher_health_status"), 1.0);
         let _ = s.send(());
         h.await.expect("stops");
