@@ -131,6 +131,8 @@ async fn listen(inner: &Inner) {
         match sqlx::postgres::PgListener::connect(url.expose()).await {
             Ok(mut l) => {
                 if l.listen(sql::CHANNEL).await.is_ok() {
+                    // Whatever was enqueued before the LISTEN took effect is claimed now.
+                    inner.wake.notify_one();
                     while l.recv().await.is_ok() {
                         inner.wake.notify_one();
                     }

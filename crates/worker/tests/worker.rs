@@ -233,3 +233,28 @@ async fn cancel_stops_a_run_and_shutdown_releases_leases() {
         assert_eq!(w.queue().run_tasks(&id).await.expect("tasks")[0].state, "cancelled");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_wakes_workers_of_other_processes() {
+    let Some(env) = Env::postgres().await else { return };
+    let Backend::Postgres(db) = &env.backend else { return };
+    // With an hour between polls, only the NOTIFY can wake the claim loop.
+    let config = WorkerConfig {
+        poll_interval: Duration::from_secs(3600),
+        refresh_interval: Duration::from_secs(3600),
+        ..fast()
+    };
+    let (w, _) = env.worker(config);
+    let w = w.listen(compozy_core::Secret::new(db.url()));
+    let (s, h) = spawn(&w);
+    // Another process's enqueue: a separate queue handle, so no in-process wake-up.
+    let other = compozy_worker::Queue::new(env.store.clone());
+    let registry = env.project.current();
+    let workflow = registry.workflow("noop").expect("noop");
+    for _ in 0..3 {
+        let id = other.start_run(workflow, &json!({}), "default").await.expect("start");
+        assert_eq!(finished(&w, &id).await.status, "succeeded");
+    }
+    let _ = s.send(());
+    h.await.expect("stops");
+}
