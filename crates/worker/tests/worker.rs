@@ -258,3 +258,35 @@ async fn postgres_notify_wakes_workers_of_other_processes() {
     let _ = s.send(());
     h.await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatcher_health_counts_failed_heartbeats_not_scrapes() {
+    let env = Env::sqlite().await;
+    let config = WorkerConfig { stale_after: Duration::from_millis(600), ..fast() };
+    let (w, m) = env.worker(config);
+    let (s, h) = spawn(&w);
+    eventually("healthy", LIMIT, || async {
+        let t = render(&m);
+        sample(&t, "compozy_dispatcher_health_status") == 1.0 && sample(&t, "compozy_dispatchers_active") == 1.0
+    })
+    .await;
+    env.store.close().await;
+    eventually("two failed heartbeats", LIMIT, || async {
+        sample(&render(&m), "compozy_dispatcher_consecutive_failures") >= 2.0
+    })
+    .await;
+    // Scraping does not count: two renders with no heartbeat between them read the same value
+    // (the heartbeat interval is 200 ms; both renders happen within microseconds of each other).
+    let a = render(&m);
+    let b = render(&m);
+    let failures = |t: &str| sample(t, "compozy_dispatcher_consecutive_failures");
+    assert!(failures(&b) - failures(&a) <= 1.0);
+    eventually("stale after 600 ms without a heartbeat", LIMIT, || async {
+        let t = render(&m);
+        sample(&t, "compozy_dispatcher_health_status") == 0.0
+            && sample(&t, "compozy_dispatcher_heartbeat_age_seconds") > 0.6
+    })
+    .await;
+    let _ = s.send(());
+    h.await.expect("stops");
+}
