@@ -290,3 +290,25 @@ async fn dispatcher_health_counts_failed_heartbeats_not_scrapes() {
     let _ = s.send(());
     h.await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_tool_takes_its_children_with_it() {
+    let env = Env::sqlite().await;
+    let tool = "resource: tool\nid: orphan\ncommand: sh\nargs: [\"-c\", \"sleep 1000 & echo $! > child.pid; wait\"]\n";
+    env.add("tools/orphan.yaml", tool).await;
+    let wf = "resource: workflow\nid: orphans\ntasks:\n  - {id: a, type: tool, tool: orphan, timeout: 300ms}\n";
+    env.add("workflows/orphans.yaml", wf).await;
+    let (w, _) = env.worker(fast());
+    let (s, h) = spawn(&w);
+    let id = w.start_run("orphans", &json!({})).await.expect("start");
+    assert_eq!(finished(&w, &id).await.error.as_deref(), Some("task `a`: timed out"));
+    let pid = std::fs::read_to_string(env.dir.path().join("child.pid")).expect("child pid");
+    let stat = format!("/proc/{}/stat", pid.trim());
+    eventually("the grandchild is gone", LIMIT, || async {
+        // Gone, or a zombie waiting for a reaper that never comes in some containers.
+        std::fs::read_to_string(&stat).map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    })
+    .await;
+    let _ = s.send(());
+    h.await.expect("stops");
+}
