@@ -1,0 +1,80 @@
+//! `worker:` configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// The queue this process claims from and `start_run` enqueues on.
+    pub queue: String,
+    /// Activity slots of this process.
+    pub max_concurrent_activities: u32,
+    /// Runs advanced at once by this process (each holds one in-flight task).
+    pub max_concurrent_workflows: u32,
+    /// Tasks claimed per round trip at most.
+    pub claim_batch: u32,
+    /// How long a claim is valid without a heartbeat; an expired lease is re-queued.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often leases are extended and the dispatcher heartbeat is written.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Claim attempts happen at least this often when no wake-up arrives.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Queue depth, dispatcher counts and the lease rescue are refreshed this often.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// A dispatcher whose heartbeat is older than this is stale.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// Graceful shutdown: running activities get this long before their leases are released.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Tool stdout kept at most (bytes); more fails the attempt.
+    pub max_output_bytes: usize,
+    /// Tool stderr kept at most (bytes); the rest is discarded.
+    pub max_stderr_bytes: usize,
+    /// HTTP response body read at most (bytes); more fails the attempt.
+    pub max_response_bytes: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            queue: "default".into(),
+            max_concurrent_activities: 16,
+            max_concurrent_workflows: 16,
+            claim_batch: 16,
+            lease: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+            refresh_interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            max_output_bytes: 1024 * 1024,
+            max_stderr_bytes: 64 * 1024,
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queue.is_empty() || self.queue.len() > 64 {
+            return Err("worker.queue must be 1 to 64 characters".into());
+        }
+        if self.max_concurrent_activities == 0 || self.max_concurrent_workflows == 0 || self.claim_batch == 0 {
+            return Err("worker slots and claim_batch must be at least 1".into());
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.lease {
+            return Err("worker.heartbeat_interval must be greater than 0 and shorter than worker.lease".into());
+        }
+        if self.poll_interval.is_zero() || self.refresh_interval.is_zero() {
+            return Err("worker.poll_interval and worker.refresh_interval must be greater than 0".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! Worker errors; `retry_after` tells the HTTP layer when a 503 is right.
+
+use std::time::Duration;
+
+use compozy_store::{RETRY_AFTER, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("no workflow `{0}`")]
+    UnknownWorkflow(String),
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+}
+
+impl WorkerError {
+    /// `Some` when the store could not be reached (worth a retry), `None` otherwise.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            WorkerError::Store(e) => e.retry_after(),
+            WorkerError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_),
+            ) => Some(RETRY_AFTER),
+            _ => None,
+        }
+    }
+}

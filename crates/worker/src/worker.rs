@@ -1,0 +1,347 @@
+//! The worker service: claims tasks, runs their activities within the configured slots,
+//! advances runs, heartbeats leases and the dispatcher, and keeps the cached metrics fresh.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use compozy_autoload::resources::{Action, Workflow};
+use compozy_core::Secret;
+use compozy_store::Store;
+use compozy_telemetry::Registry;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::activity::{self, Limits, Outcome};
+use crate::clock::now_ms;
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::metrics::WorkerMetrics;
+use crate::project::Project;
+use crate::queue::{Claimed, Failed, Queue};
+use crate::runs::new_task;
+use crate::{backoff, dispatcher, template};
+
+/// A cheap handle; clones share one worker.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: WorkerConfig,
+    pub(crate) queue: Queue,
+    pub(crate) project: Arc<dyn Project>,
+    pub(crate) metrics: WorkerMetrics,
+    /// Lease owner and dispatcher instance id: unique per process start.
+    pub(crate) id: String,
+    pub(crate) wake: Notify,
+    /// Tasks whose attempt is running here: the heartbeat extends exactly these leases.
+    pub(crate) inflight: parking_lot::Mutex<std::collections::HashSet<String>>,
+    paused: AtomicBool,
+    http: Option<reqwest::Client>,
+    pub(crate) listen_url: Option<Secret>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.inner.id).field("queue", &self.inner.config.queue).finish()
+    }
+}
+
+/// Slots one claimed task holds: its run's until the run is advanced, the activity's while it runs.
+struct Slots {
+    workflow: OwnedSemaphorePermit,
+    activity: OwnedSemaphorePermit,
+}
+
+impl Worker {
+    /// Builds the worker and registers its metrics on `metrics`; claims nothing until [`run`].
+    ///
+    /// [`run`]: Worker::run
+    pub fn new(
+        config: WorkerConfig,
+        store: Store,
+        project: Arc<dyn Project>,
+        metrics: &Registry,
+    ) -> Result<Worker, WorkerError> {
+        config.validate().map_err(WorkerError::Config)?;
+        let slots = (config.max_concurrent_activities, config.max_concurrent_workflows);
+        let stale_ms = i64::try_from(config.stale_after.as_millis()).unwrap_or(i64::MAX);
+        let inner = Inner {
+            metrics: WorkerMetrics::new(metrics, &config.queue, slots, stale_ms),
+            queue: Queue::new(store),
+            project,
+            id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            wake: Notify::new(),
+            inflight: Default::default(),
+            paused: AtomicBool::new(false),
+            http: activity::http_client().ok(),
+            listen_url: None,
+            config,
+        };
+        Ok(Worker { inner: Arc::new(inner) })
+    }
+
+    /// PostgreSQL only: wake on `LISTEN compozy_tasks` through a dedicated connection to `url`
+    /// (the poll interval remains the fallback). Call before the worker is cloned.
+    pub fn listen(mut self, url: Secret) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.listen_url = Some(url);
+        }
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.inner.queue
+    }
+
+    pub fn project(&self) -> &Arc<dyn Project> {
+        &self.inner.project
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.inner.config
+    }
+
+    /// Stops claiming (running activities continue); heartbeats and metrics go on.
+    pub fn pause(&self) {
+        self.inner.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.inner.paused.store(false, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
+
+    /// Starts a run of workflow `workflow_id` with `input` (one transaction: run + first task).
+    pub async fn start_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<String, WorkerError> {
+        let registry = self.inner.project.registry();
+        let workflow =
+            registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        let id = self.inner.queue.start_run(workflow, input, &self.inner.config.queue).await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Runs until `shutdown` completes, then stops claiming, lets running activities finish up
+    /// to `shutdown_timeout`, and releases the leases of those still running.
+    pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), WorkerError> {
+        let inner = &self.inner;
+        dispatcher::register(inner).await;
+        let acts = Arc::new(Semaphore::new(inner.config.max_concurrent_activities as usize));
+        let wfs = Arc::new(Semaphore::new(inner.config.max_concurrent_workflows as usize));
+        let mut running: JoinSet<()> = JoinSet::new();
+        // Its own task: polled inside this loop's select it would freeze whenever the loop awaits
+        // a claim, and a claim may wait for the SQLite writer lock the frozen refresh holds.
+        let _background = AbortOnDrop(tokio::spawn(dispatcher::background(self.inner.clone())));
+        tokio::pin!(shutdown);
+        loop {
+            if self.claim_round(&acts, &wfs, &mut running).await {
+                // A full batch: more may be ready, so claim again unless shutting down.
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = std::future::ready(()) => continue,
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(inner.config.poll_interval) => {}
+            }
+        }
+        self.drain(running).await;
+        Ok(())
+    }
+
+    async fn drain(&self, mut running: JoinSet<()>) {
+        let deadline = tokio::time::sleep(self.inner.config.shutdown_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = running.join_next() => if next.is_none() { break },
+                () = &mut deadline => break,
+            }
+        }
+        running.shutdown().await;
+        if let Err(e) = self.inner.queue.release(&self.inner.id).await {
+            tracing::warn!(error = %e, "could not release leases at shutdown; they expire instead");
+        }
+        dispatcher::deregister(&self.inner).await;
+    }
+
+    /// Claims what free slots allow; `true` when the batch was full (more may be waiting).
+    async fn claim_round(&self, acts: &Arc<Semaphore>, wfs: &Arc<Semaphore>, running: &mut JoinSet<()>) -> bool {
+        let inner = &self.inner;
+        let free = acts.available_permits().min(wfs.available_permits()).min(inner.config.claim_batch as usize);
+        if free == 0 || inner.paused.load(Ordering::SeqCst) {
+            return false;
+        }
+        let lease_until = now_ms() + millis(inner.config.lease);
+        let claimed = match inner.queue.claim(&inner.config.queue, &inner.id, free as i64, lease_until).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming tasks failed");
+                return false;
+            }
+        };
+        let full = claimed.len() == free;
+        let claimed_at = now_ms();
+        for task in claimed {
+            let (Ok(workflow), Ok(activity)) = (wfs.clone().try_acquire_owned(), acts.clone().try_acquire_owned())
+            else {
+                // Cannot happen (slots were counted above); the lease expires and is rescued.
+                continue;
+            };
+            inner.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0);
+            inner.metrics.snapshot.workflows.fetch_add(1, Ordering::Relaxed);
+            inner.inflight.lock().insert(task.id.clone());
+            let me = self.inner.clone();
+            running.spawn(async move { execute(me, task, Slots { workflow, activity }).await });
+        }
+        full
+    }
+}
+
+/// Stops the background task when the worker stops, or when its `run` future is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Decrements a gauge when dropped, so aborted tasks are counted out too.
+struct Counted<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots) {
+    let _workflow_gauge = Counted(&inner.metrics.snapshot.workflows);
+    let registry = inner.project.registry();
+    let resolved = resolve(&inner, &registry, &task).await;
+    let (workflow, outcome) = match resolved {
+        Ok((workflow, input)) => {
+            let outcome = run_activity(&inner, workflow, &task, input, slots.activity).await;
+            (Some(workflow), outcome)
+        }
+        Err(outcome) => (None, outcome),
+    };
+    record(&inner, workflow, &task, outcome).await;
+    inner.inflight.lock().remove(&task.id);
+    drop(slots.workflow);
+}
+
+/// The workflow of `task` and the rendered input of its activity.
+async fn resolve<'r>(
+    inner: &Inner,
+    registry: &'r compozy_autoload::ProjectRegistry,
+    task: &Claimed,
+) -> Result<(&'r Workflow, serde_json::Value), Outcome> {
+    let ctx = match inner.queue.context(&task.run_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(Outcome::Permanent("run not found".into())),
+        Err(e) => return Err(Outcome::Error(format!("reading the run failed: {e}"))),
+    };
+    let (workflow_id, input, outputs) = ctx;
+    let workflow =
+        registry.workflow(&workflow_id).ok_or_else(|| Outcome::Permanent("workflow no longer loaded".into()))?;
+    let def = usize::try_from(task.position).ok().and_then(|p| workflow.tasks.get(p));
+    if def.is_none_or(|d| d.id.as_str() != task.name) {
+        return Err(Outcome::Permanent("task no longer in the workflow".into()));
+    }
+    let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+    let outputs = outputs.into_iter().map(|(id, o)| (id, o.as_deref().map(parse))).collect();
+    Ok((workflow, template::context(parse(&input), outputs)))
+}
+
+async fn run_activity(
+    inner: &Inner,
+    workflow: &Workflow,
+    task: &Claimed,
+    ctx: serde_json::Value,
+    slot: OwnedSemaphorePermit,
+) -> Outcome {
+    let Some(def) = usize::try_from(task.position).ok().and_then(|p| workflow.tasks.get(p)) else {
+        return Outcome::Permanent("task no longer in the workflow".into());
+    };
+    let _gauge = {
+        inner.metrics.snapshot.activities.fetch_add(1, Ordering::Relaxed);
+        Counted(&inner.metrics.snapshot.activities)
+    };
+    let started = Instant::now();
+    let c = &inner.config;
+    let limits = Limits { stdout: c.max_output_bytes, stderr: c.max_stderr_bytes, response: c.max_response_bytes };
+    let outcome = match &def.action {
+        Action::Wait(w) => activity::wait(w.duration, def.timeout).await,
+        Action::Tool(t) => {
+            let registry = inner.project.registry();
+            match registry.tool(t.tool.as_str()) {
+                None => Outcome::Permanent(format!("tool `{}` is not loaded", t.tool)),
+                Some(tool) => {
+                    let input = t.input.as_ref().map_or(serde_json::Value::Null, |i| template::render(i, &ctx));
+                    activity::tool(tool, &inner.project.root(), &input, def.timeout, limits).await
+                }
+            }
+        }
+        Action::Http(h) => match &inner.http {
+            None => Outcome::Permanent("no HTTP client could be built".into()),
+            Some(client) => {
+                let body = h.body.as_ref().map(|b| template::render(b, &ctx));
+                activity::http(client, h, body, def.timeout, limits.response).await
+            }
+        },
+    };
+    inner.metrics.activity(&task.kind, outcome.label(), started.elapsed().as_secs_f64());
+    drop(slot);
+    outcome
+}
+
+/// Writes the attempt's outcome and advances the run; a store failure leaves the lease to
+/// expire, and the rescue re-queues the task.
+async fn record(inner: &Inner, workflow: Option<&Workflow>, task: &Claimed, outcome: Outcome) {
+    let q = &inner.queue;
+    let result = match outcome {
+        Outcome::Success(value) => {
+            let next_pos = usize::try_from(task.position).unwrap_or(usize::MAX).saturating_add(1);
+            let next = workflow.and_then(|w| new_task(w, &task.run_id, next_pos, &task.queue, now_ms()));
+            let done = q.succeed(task, &inner.id, &value.to_string(), next.as_ref()).await;
+            if next.is_some() && matches!(done, Ok(true)) {
+                inner.wake.notify_one();
+            }
+            done.map(|_| None)
+        }
+        Outcome::Permanent(e) => q.fail(task, &inner.id, "error", &e, None, true).await.map(Some),
+        failed => {
+            let error = match &failed {
+                Outcome::Error(e) => e.as_str(),
+                _ => "timed out",
+            };
+            let policy = workflow.and_then(|w| usize::try_from(task.position).ok().and_then(|p| w.tasks.get(p)));
+            let retry_at = policy.map(|d| now_ms() + millis(backoff::delay(&d.retry.backoff, task.attempt)));
+            q.fail(task, &inner.id, failed.label(), error, retry_at, false).await.map(Some)
+        }
+    };
+    match result {
+        Ok(Some(Failed::Retried)) => inner.metrics.retry(&task.kind),
+        Ok(Some(Failed::Dead)) => inner.metrics.dead(),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(task = %task.id, error = %e, "recording a task outcome failed; its lease will expire"),
+    }
+}

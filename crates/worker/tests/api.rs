@@ -1,0 +1,134 @@
+//! `http` tasks against a local server, and the execution API's handlers.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::routing::{get, post};
+use common::*;
+use serde_json::{Value, json};
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    format!("http://{addr}")
+}
+
+fn target() -> axum::Router {
+    axum::Router::new()
+        .route("/echo", post(|Json(v): Json<Value>| async move { Json(json!({"got": v})) }))
+        .route("/fail", get(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "no") }))
+        .route("/big", get(|| async { "x".repeat(2 * 1024 * 1024) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+}
+
+async fn finished(w: &compozy_worker::Worker, id: &str) -> compozy_worker::Run {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = w.queue().get_run(id).await.expect("get").expect("run");
+        if matches!(r.status.as_str(), "succeeded" | "failed" | "cancelled") {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run did not finish: {r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_tasks_succeed_fail_cap_and_time_out() {
+    let base = serve(target()).await;
+    let env = Env::sqlite().await;
+    let task = |id: &str, path: &str, extra: &str| {
+        format!("resource: workflow\nid: {id}\ntasks:\n  - id: call\n    type: http\n    url: {base}{path}\n{extra}")
+    };
+    env.add("workflows/h1.yaml", &task("h-echo", "/echo", "    method: POST\n    body: {x: \"{{ input.x }}\"}\n"))
+        .await;
+    env.add("workflows/h2.yaml", &task("h-fail", "/fail", "")).await;
+    env.add("workflows/h3.yaml", &task("h-big", "/big", "")).await;
+    env.add("workflows/h4.yaml", &task("h-slow", "/slow", "    timeout: 300ms\n")).await;
+    let (w, m) = env.worker(fast());
+    let (s, h) = spawn(&w);
+    let id = w.start_run("h-echo", &json!({"x": [1, 2]})).await.expect("start");
+    assert_eq!(finished(&w, &id).await.output, Some(json!({"status": 200, "body": {"got": {"x": [1, 2]}}})));
+    let expect = [
+        ("h-fail", "task `call`: http status 500"),
+        ("h-big", "task `call`: http response exceeded max_response_bytes"),
+        ("h-slow", "task `call`: timed out"),
+    ];
+    for (wf, error) in expect {
+        let id = w.start_run(wf, &json!({})).await.expect("start");
+        let run = finished(&w, &id).await;
+        assert_eq!((run.status.as_str(), run.error.as_deref()), ("failed", Some(error)));
+    }
+    let t = render(&m);
+    let series =
+        |o: &str| format!("compozy_worker_activity_duration_seconds_count{{activity_type=\"http\",outcome=\"{o}\"}}");
+    assert_eq!(
+        (sample(&t, &series("success")), sample(&t, &series("error")), sample(&t, &series("timeout"))),
+        (1.0, 2.0, 1.0)
+    );
+    let _ = s.send(());
+    h.await.expect("stops");
+}
+
+async fn call(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().expect("method"), format!("{base}{path}"));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_api() {
+    let env = Env::sqlite().await;
+    let (w, _) = env.worker(fast());
+    let mut router = axum::Router::new();
+    for (path, route) in compozy_worker::api::routes(w.clone()) {
+        router = router.route(path, route);
+    }
+    let base = serve(router).await;
+    let (status, body) = call(&base, "POST", "/api/v0/workflows/long/executions", Some(r#"{"input": {"a": 1}}"#)).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["data"]["execution_id"].as_str().expect("id").to_string();
+    let (status, body) = call(&base, "GET", &format!("/api/v0/executions/{id}"), None).await;
+    assert_eq!((status, &body["data"]["execution"]["input"]), (200, &json!({"a": 1})));
+    assert_eq!(body["data"]["tasks"][0]["state"], "available");
+    for _ in 0..2 {
+        call(&base, "POST", "/api/v0/workflows/noop/executions", None).await;
+    }
+    let (_, body) = call(&base, "GET", "/api/v0/executions?workflow_id=noop&limit=1", None).await;
+    assert_eq!(body["data"]["executions"].as_array().map(Vec::len), Some(1));
+    let cursor = body["data"]["next_cursor"].as_str().expect("cursor").to_string();
+    let (_, page2) =
+        call(&base, "GET", &format!("/api/v0/executions?workflow_id=noop&limit=1&cursor={cursor}"), None).await;
+    assert_eq!(page2["data"]["executions"].as_array().map(Vec::len), Some(1));
+    assert_ne!(page2["data"]["executions"][0]["id"], body["data"]["executions"][0]["id"]);
+    let (_, all) = call(&base, "GET", "/api/v0/executions?status=pending", None).await;
+    assert_eq!(all["data"]["executions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(call(&base, "POST", &format!("/api/v0/executions/{id}/cancel"), None).await.0, 200);
+    let (status, p) = call(&base, "POST", &format!("/api/v0/executions/{id}/cancel"), None).await;
+    assert_eq!((status, p["type"].as_str()), (409, Some("urn:compozy:problem:execution-finished")));
+    assert_eq!(call(&base, "POST", "/api/v0/executions/nope/cancel", None).await.0, 404);
+    assert_eq!(call(&base, "GET", "/api/v0/executions/nope", None).await.0, 404);
+    assert_eq!(call(&base, "POST", "/api/v0/workflows/nope/executions", None).await.0, 404);
+    assert_eq!(call(&base, "POST", "/api/v0/workflows/noop/executions", Some("[1")).await.0, 400);
+    assert_eq!(call(&base, "GET", "/api/v0/executions?status=bogus", None).await.0, 400);
+    assert_eq!(call(&base, "GET", "/api/v0/executions?cursor=zz", None).await.0, 400);
+    let (status, wf) = call(&base, "GET", "/api/v0/workflows/noop", None).await;
+    assert_eq!((status, wf["data"]["id"].as_str()), (200, Some("noop")));
+    let (_, list) = call(&base, "GET", "/api/v0/workflows", None).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(7));
+}
