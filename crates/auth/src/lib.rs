@@ -2,7 +2,7 @@
 //!
 //! Wiring (server start-up):
 //!
-//! ```ignore
+//! ```text
 //! let secret = secret_file::resolve_hmac_secret(config.hmac_secret.as_ref(), &data_dir)?;
 //! let auth = Arc::new(Authenticator::new(&config, &secret, store.clone(), AuthMetrics::new(&registry))?);
 //! let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache.clone())));

@@ -9,50 +9,15 @@ use compozy_core::Secret;
 use compozy_store::{Store, StoreConfig};
 use compozy_telemetry::{Registry, RegistryOptions};
 use http::StatusCode;
-use sqlx::{Connection, PgConnection};
 
-/// A database for one test, dropped at the end.
-struct TestDb(String);
-
-impl TestDb {
-    async fn create() -> Option<TestDb> {
-        let mut admin = match PgConnection::connect(PG_ADMIN_URL).await {
-            Ok(c) => c,
-            Err(e) => {
-                service_missing("PostgreSQL", e);
-                return None;
-            }
-        };
-        let name = unique("compozy_auth_t_");
-        // The name is generated here, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create db");
-        Some(TestDb(name))
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map(|_| ())
-            })
-        })
-        .join();
-    }
-}
+use compozy_testkit::postgres::TestDb;
 
 #[tokio::test]
 async fn key_lifecycle_on_postgres() {
     let Some(db) = TestDb::create().await else { return };
     let registry = Registry::new(RegistryOptions::default());
     let config = StoreConfig {
-        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.0))),
+        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.name))),
         ..StoreConfig::default()
     };
     let store = Store::open(&config, std::path::Path::new("/nonexistent"), &registry).await.expect("store");

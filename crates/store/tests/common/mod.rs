@@ -11,7 +11,6 @@ use std::time::Duration;
 use compozy_core::Secret;
 use compozy_store::StoreConfig;
 use compozy_telemetry::{Format, Registry, RegistryOptions};
-use sqlx::{Connection, PgConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -57,60 +56,7 @@ pub async fn no_hang<T>(limit: Duration, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(limit, f).await.expect("operation hung past its guard")
 }
 
-/// A database created for one test and dropped by [`TestDb::drop_db`].
-pub struct TestDb {
-    pub name: String,
-}
-
-impl TestDb {
-    /// `None` (after [`service_missing`]) when PostgreSQL is unreachable.
-    pub async fn create() -> Option<TestDb> {
-        let mut admin = match PgConnection::connect(PG_ADMIN_URL).await {
-            Ok(c) => c,
-            Err(e) => {
-                service_missing("PostgreSQL", e);
-                return None;
-            }
-        };
-        let name = unique("compozy_t_");
-        // The name is generated here, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        Some(TestDb { name })
-    }
-
-    pub fn url(&self) -> String {
-        self.url_via(PG_ADDR)
-    }
-
-    pub fn url_via(&self, addr: &str) -> String {
-        format!("postgres://postgres@{addr}/{}", self.name)
-    }
-
-    /// Drops the database now (dropping the value does the same, panicking tests included).
-    pub async fn drop_db(self) {}
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which must not block on itself: use a thread with
-        // its own runtime. FORCE ends the sessions a pool may still hold.
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map(|_| ())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
+pub use compozy_testkit::postgres::TestDb;
 
 /// Where a store test runs: a fresh PostgreSQL database or a fresh SQLite directory.
 pub enum Fixture {

@@ -10,51 +10,10 @@ use compozy_core::Secret;
 use compozy_store::{Store, StoreConfig};
 use compozy_telemetry::{Format, Registry, RegistryOptions};
 use compozy_worker::{Worker, WorkerConfig};
-use sqlx::{Connection, PgConnection};
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A database created for one test, dropped with the value.
-pub struct TestDb {
-    pub name: String,
-}
-
-impl TestDb {
-    pub async fn create() -> Option<TestDb> {
-        let mut admin = match PgConnection::connect(PG_ADMIN_URL).await {
-            Ok(c) => c,
-            Err(e) => {
-                compozy_testkit::service_missing("PostgreSQL", e);
-                return None;
-            }
-        };
-        let name = format!("compozy_w_{}", uuid::Uuid::new_v4().simple());
-        // The name is generated here, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create db");
-        Some(TestDb { name })
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map(|_| ())
-            })
-        })
-        .join();
-    }
-}
+pub use compozy_testkit::postgres::TestDb;
 
 pub enum Backend {
     Postgres(TestDb),
