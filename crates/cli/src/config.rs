@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
+use compozy_worker::WorkerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -27,6 +28,8 @@ pub struct Config {
     /// The cache: Redis when `redis.url` is set, else in-process.
     pub redis: CacheConfig,
     pub autoload: AutoloadConfig,
+    /// Durable workflow runs: queue, slots, leases (see crates/worker/README.md).
+    pub worker: WorkerConfig,
     pub log: LogConfig,
 }
 
@@ -40,6 +43,7 @@ impl Default for Config {
             database: StoreConfig::default(),
             redis: CacheConfig::default(),
             autoload: AutoloadConfig::default(),
+            worker: WorkerConfig::default(),
             log: LogConfig::default(),
         }
     }

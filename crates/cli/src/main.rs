@@ -38,6 +38,14 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run only a worker (with /healthz, /readyz and /metrics): any number share one PostgreSQL.
+    Worker {
+        /// Listen address of the health and metrics endpoints (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Apply the store's migrations (also done at `serve` start unless `database.auto_migrate: false`).
     Migrate,
     /// Check a project's resources without serving: errors with file and line, a summary by type.
@@ -156,7 +164,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Serve { listen, data_dir } => {
+        Command::Serve { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Role::All)?,
+        Command::Worker { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Role::Worker)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_command(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    role: serve::Role,
+) -> anyhow::Result<()> {
+    {
+        {
             let mut flags = Vec::new();
             if let Some(l) = listen {
                 flags.push(("server.listen", "listen", Value::String(l)));
@@ -164,12 +185,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(d) = data_dir {
                 flags.push(("data_dir", "data-dir", Value::String(d.display().to_string())));
             }
-            let loaded = load(sources(cli.config, flags))?;
+            let loaded = load(sources(config, flags))?;
             logging::init(&loaded.config.log)?;
             install_panic_hook();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::run(loaded))?;
+            runtime.block_on(serve::run(loaded, role))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! `compozy serve`: everything one process runs, wired together.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use compozy_autoload::Autoloader;
@@ -11,6 +10,7 @@ use compozy_store::{Cache, Store};
 use compozy_telemetry::otlp::{Exporter, OtlpOptions};
 use compozy_telemetry::process::{self, BuildInfo};
 use compozy_telemetry::{Registry, RegistryOptions};
+use compozy_worker::Worker;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Loaded};
@@ -18,9 +18,6 @@ use crate::config::{Config, Loaded};
 pub fn build_info() -> BuildInfo {
     BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("CPZ_BUILD_COMMIT"), rustc: env!("CPZ_BUILD_RUSTC") }
 }
-
-/// How often this process refreshes its row in the instances table.
-const INSTANCE_HEARTBEAT: Duration = Duration::from_secs(15);
 
 pub fn registry(config: &Config) -> Arc<Registry> {
     let monitoring = &config.monitoring;
@@ -31,7 +28,15 @@ pub fn registry(config: &Config) -> Arc<Registry> {
     })
 }
 
-pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+/// What a process serves: everything (`serve`), or a worker with only health and metrics
+/// endpoints (`compozy worker`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Worker,
+}
+
+pub async fn run(loaded: Loaded, role: Role) -> anyhow::Result<()> {
     let Loaded { config, unknown_env, root, file } = loaded;
     for name in unknown_env {
         tracing::warn!(variable = %name, "environment variable names no configuration key; ignored (see `compozy config keys`)");
@@ -66,19 +71,28 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         tracing::info!("no project file (or autoload.enabled: false): resources are not loaded");
     }
 
-    let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-    store.register_instance(&instance_id, "serve").await.context("cannot register this instance in the store")?;
-    let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), instance_id.clone()));
+    // The worker registers this process in the instances table and heartbeats it (dispatcher).
+    let mut worker = Worker::new(config.worker.clone(), store.clone(), Arc::new(autoloader.clone()), &registry)
+        .context("invalid worker configuration")?;
+    if let Some(url) = &config.database.url {
+        worker = worker.listen(url.clone());
+    }
 
-    let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness)
-        .routes(api::resources::routes(autoloader.clone()))
-        .routes(api::instances::routes(store.clone()));
-    if config.server.listen.ip().is_loopback() {
-        builder = builder.routes(api::admin::routes(autoloader.clone()));
-    } else {
-        tracing::warn!(
-            "admin routes are disabled: the server listens beyond loopback and authentication is not configured"
-        );
+    let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
+    if role == Role::All {
+        builder =
+            builder.routes(api::resources::routes(autoloader.clone())).routes(api::instances::routes(store.clone()));
+        if config.server.listen.ip().is_loopback() {
+            // Until authentication is mounted, routes that change state or start tool processes
+            // are only served to the local machine.
+            builder = builder
+                .routes(api::admin::routes(autoloader.clone()))
+                .routes(compozy_worker::api::routes(worker.clone()));
+        } else {
+            tracing::warn!(
+                "admin and execution routes are disabled: the server listens beyond loopback and authentication is not mounted"
+            );
+        }
     }
     let app = builder.build();
 
@@ -112,6 +126,14 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         None
     };
     let sighup = tokio::spawn(reload_on_sighup(autoloader.clone()));
+    let worker_task = {
+        let (worker, stopped) = (worker.clone(), stopped());
+        tokio::spawn(async move {
+            if let Err(e) = worker.run(stopped).await {
+                tracing::error!(error = %e, "worker stopped with an error");
+            }
+        })
+    };
     let otlp = start_otlp(&config, &registry, stopped())?;
 
     let shutdown = async {
@@ -127,43 +149,16 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(true);
     sighup.abort();
-    heartbeat.abort();
+    let _ = worker_task.await;
     if let Some(task) = watch {
         let _ = task.await;
     }
     if let Some(task) = otlp {
         let _ = task.await;
     }
-    if let Err(e) = store.remove_instance(&instance_id).await {
-        tracing::warn!(error = %e, "could not remove this instance from the store");
-    }
     store.close().await;
     tracing::info!("compozy stopped");
     Ok(())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect())
-        .ok()
-        .filter(|h: &String| !h.is_empty())
-        .unwrap_or_else(|| "compozy".into())
-}
-
-async fn heartbeat_loop(store: Store, id: String) {
-    let mut tick = tokio::time::interval(INSTANCE_HEARTBEAT);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match store.heartbeat(&id).await {
-            Ok(true) => {}
-            // Removed by someone else (or the store was reset): register again.
-            Ok(false) => {
-                let _ = store.register_instance(&id, "serve").await;
-            }
-            Err(e) => tracing::warn!(error = %e, "instance heartbeat failed"),
-        }
-    }
 }
 
 /// SIGHUP reloads the project's resources; a failed reload keeps the old ones in service.

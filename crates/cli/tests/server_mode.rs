@@ -124,7 +124,7 @@ fn postgres_outage_answers_503_and_recovers_on_its_own() {
     assert_eq!(ready["components"]["cache"]["backend"], "redis");
     let (status, _, body) = engine.get("/api/v0/instances");
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"role\":\"serve\""), "{body}");
+    assert!(body.contains("\"role\":\"worker\""), "{body}");
     assert_eq!(engine.metric("compozy_postgres_max_open_connections"), Some(25.0));
     assert_eq!(engine.metric("compozy_redis_pool_size"), Some(10.0));
     assert_eq!(engine.metric("compozy_server_ready"), Some(1.0));
@@ -171,6 +171,18 @@ fn quickstart_resources_reload_and_validate_through_the_binary() {
     assert_eq!(engine.metric("compozy_sqlite_max_open_connections"), Some(4.0));
     let (_, _, ready) = engine.get("/readyz");
     assert!(ready.contains("\"autoload\":{\"backend\":\"files\",\"ready\":true}"), "{ready}");
+
+    // A run of the `hello` workflow (one `wait` task) through the durable queue.
+    let (status, _, body) = engine.request("POST", "/api/v0/workflows/hello/executions", &[]);
+    assert_eq!(status, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = v["data"]["execution_id"].as_str().expect("execution id").to_string();
+    engine.eventually("the run succeeds", |e| e.get(&format!("/api/v0/executions/{id}")).2.contains("\"succeeded\""));
+    assert_eq!(
+        engine.metric("compozy_worker_activity_duration_seconds_count{activity_type=\"wait\",outcome=\"success\"}"),
+        Some(1.0)
+    );
+    assert_eq!(engine.request("POST", "/api/v0/workflows/nope/executions", &[]).0, 404);
 
     let out = Command::new(BIN).args(["--config", QUICKSTART, "validate", "--format", "json"]).output().expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
