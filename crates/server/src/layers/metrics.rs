@@ -247,6 +247,15 @@ where
     }
 }
 
+/// Bytes of data in a polled frame (trailers and pending polls count nothing).
+#[inline]
+fn data_len<D: Buf, E>(polled: &Poll<Option<Result<Frame<D>, E>>>) -> Option<u64> {
+    match polled {
+        Poll::Ready(Some(Ok(frame))) => frame.data_ref().map(|d| d.remaining() as u64),
+        _ => None,
+    }
+}
+
 pin_project! {
     /// A request body that counts the bytes read through it.
     pub struct CountingBody<B> {
@@ -263,10 +272,8 @@ impl<B: Body> Body for CountingBody<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let (Some(data), Some(cell)) = (frame.data_ref(), this.cell.as_ref())
-        {
-            cell.fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        if let (Some(n), Some(cell)) = (data_len(&polled), this.cell.as_ref()) {
+            cell.fetch_add(n, Ordering::Relaxed);
         }
         polled
     }
@@ -296,10 +303,8 @@ impl<B: Body> Body for MeteredBody<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let (Some(data), Some(guard)) = (frame.data_ref(), this.guard.as_mut())
-        {
-            guard.response_bytes += data.remaining() as u64;
+        if let (Some(n), Some(guard)) = (data_len(&polled), this.guard.as_mut()) {
+            guard.response_bytes += n;
         }
         polled
     }
