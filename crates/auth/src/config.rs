@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct AuthConfig {
     /// When false the middleware lets every request through as anonymous and records nothing.
     pub enabled: bool,
+    /// Lets `enabled: false` serve on a non-loopback address (refused otherwise).
+    pub allow_insecure: bool,
     /// Server secret keying HMAC-SHA-256 of API keys. Unset: generated once and kept in
     /// `<data_dir>/auth_hmac_secret` (mode 0600); see [`crate::secret_file`].
     pub hmac_secret: Option<Secret>,
@@ -31,6 +33,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            allow_insecure: false,
             hmac_secret: None,
             key_cache_ttl: Duration::from_secs(30),
             key_cache_capacity: 10_000,

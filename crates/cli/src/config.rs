@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use compozy_auth::AuthConfig;
 use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
@@ -28,6 +29,8 @@ pub struct Config {
     /// The cache: Redis when `redis.url` is set, else in-process.
     pub redis: CacheConfig,
     pub autoload: AutoloadConfig,
+    /// API keys, JWT issuers and rate limits (see docs/security.md).
+    pub auth: AuthConfig,
     /// Durable workflow runs: queue, slots, leases (see crates/worker/README.md).
     pub worker: WorkerConfig,
     pub log: LogConfig,
@@ -43,6 +46,7 @@ impl Default for Config {
             database: StoreConfig::default(),
             redis: CacheConfig::default(),
             autoload: AutoloadConfig::default(),
+            auth: AuthConfig::default(),
             worker: WorkerConfig::default(),
             log: LogConfig::default(),
         }
@@ -149,6 +153,7 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
         record_leaves(&tree, "", &Source::File(path.clone()), &mut origin);
     }
     let keys = leaf_keys();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut unknown_env = Vec::new();
     for (name, raw) in
         sources.env.iter().filter(|(n, _)| n.starts_with("COMPOZY_") && !RESERVED_ENV.contains(&n.as_str()))
@@ -157,11 +162,11 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
             unknown_env.push(name.clone());
             continue;
         };
-        set_path(&mut tree, key, env_value(raw, default));
+        set_path(&mut tree, key, env_value(raw, default), &defaults);
         origin.insert(key.clone(), Source::Env(name.clone()));
     }
     for (key, flag, value) in sources.flags {
-        set_path(&mut tree, key, value);
+        set_path(&mut tree, key, value, &defaults);
         origin.insert(key.to_string(), Source::Flag(flag));
     }
     let config = deserialize(tree, &origin)?;
@@ -177,7 +182,14 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
 }
 
 /// Keys whose values are secrets: errors about them never print the value.
-const SECRET_KEYS: &[&str] = &["monitoring.bearer_token", "monitoring.otlp.headers", "database.url", "redis.url"];
+const SECRET_KEYS: &[&str] = &[
+    "monitoring.bearer_token",
+    "monitoring.otlp.headers",
+    "database.url",
+    "redis.url",
+    "auth.hmac_secret",
+    "auth.jwt",
+];
 
 fn is_secret_key(key: &str) -> bool {
     SECRET_KEYS.iter().any(|s| key == *s || key.starts_with(&format!("{s}.")))
@@ -270,8 +282,11 @@ fn env_value(raw: &str, default: &Value) -> Value {
     }
 }
 
-fn set_path(tree: &mut Value, key: &str, value: Value) {
+/// Sets one leaf. A parent the tree lacks starts as its default, so overriding one field of a
+/// struct (`auth.rate_limit.auth_failures.requests`) keeps the struct's other fields.
+fn set_path(tree: &mut Value, key: &str, value: Value, defaults: &Value) {
     let mut node = tree;
+    let mut default = Some(defaults);
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
         if !node.is_object() {
@@ -282,7 +297,9 @@ fn set_path(tree: &mut Value, key: &str, value: Value) {
             map.insert((*part).to_string(), value);
             return;
         }
-        node = map.entry((*part).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        default = default.and_then(|d| d.get(part));
+        let seed = default.filter(|d| d.is_object()).cloned().unwrap_or_else(|| Value::Object(Map::new()));
+        node = map.entry((*part).to_string()).or_insert(seed);
     }
 }
 

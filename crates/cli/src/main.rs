@@ -2,6 +2,7 @@
 
 mod config;
 mod logging;
+mod security;
 mod serve;
 
 use std::path::PathBuf;
@@ -55,8 +56,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ValidateFormat::Human)]
         format: ValidateFormat,
     },
+    /// Users and API keys (bootstrap the first admin).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print version, commit and compiler.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user and its first API key; the key is printed once and cannot be recovered.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::User)]
+        role: RoleArg,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    User,
 }
 
 #[derive(Subcommand)]
@@ -164,33 +189,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Serve { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Role::All)?,
-        Command::Worker { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Role::Worker)?,
+        Command::Admin { command: AdminCommand::CreateUser { email, role, data_dir } } => {
+            let role = match role {
+                RoleArg::Admin => compozy_auth::Role::Admin,
+                RoleArg::User => compozy_auth::Role::User,
+            };
+            create_user(cli.config, data_dir, &email, role)?;
+        }
+        Command::Serve { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Serves::All)?,
+        Command::Worker { listen, data_dir } => serve_command(cli.config, listen, data_dir, serve::Serves::Worker)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store like `serve` does (same data directory, same secret) and creates the user.
+fn create_user(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    email: &str,
+    role: compozy_auth::Role,
+) -> anyhow::Result<()> {
+    let flags =
+        data_dir.map(|d| ("data_dir", "data-dir", Value::String(d.display().to_string()))).into_iter().collect();
+    let loaded = load(sources(config, flags))?;
+    logging::init(&loaded.config.log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let config = &loaded.config;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let registry = serve::registry(config);
+        let store = compozy_store::Store::open(&config.database, &config.data_dir, &registry).await?;
+        let auth = security::authenticator(&config.auth, &config.data_dir, &store, &registry)?;
+        let created = compozy_auth::create_user_with_key(&auth, email, role).await;
+        store.close().await;
+        let (user, key) = created?;
+        eprintln!("created {} user {} ({}); its API key, shown this once:", role.as_str(), user.email, user.id);
+        println!("{key}");
+        anyhow::Ok(())
+    })
 }
 
 fn serve_command(
     config: Option<PathBuf>,
     listen: Option<String>,
     data_dir: Option<PathBuf>,
-    role: serve::Role,
+    serves: serve::Serves,
 ) -> anyhow::Result<()> {
-    {
-        {
-            let mut flags = Vec::new();
-            if let Some(l) = listen {
-                flags.push(("server.listen", "listen", Value::String(l)));
-            }
-            if let Some(d) = data_dir {
-                flags.push(("data_dir", "data-dir", Value::String(d.display().to_string())));
-            }
-            let loaded = load(sources(config, flags))?;
-            logging::init(&loaded.config.log)?;
-            install_panic_hook();
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::run(loaded, role))?;
-        }
+    let mut flags = Vec::new();
+    if let Some(l) = listen {
+        flags.push(("server.listen", "listen", Value::String(l)));
     }
+    if let Some(d) = data_dir {
+        flags.push(("data_dir", "data-dir", Value::String(d.display().to_string())));
+    }
+    let loaded = load(sources(config, flags))?;
+    logging::init(&loaded.config.log)?;
+    install_panic_hook();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve::run(loaded, serves))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use compozy_auth::Role;
 use compozy_autoload::Autoloader;
 use compozy_core::Readiness;
 use compozy_server::{AppBuilder, api};
@@ -14,6 +15,7 @@ use compozy_worker::Worker;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Loaded};
+use crate::security::{self, Security};
 
 pub fn build_info() -> BuildInfo {
     BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("CPZ_BUILD_COMMIT"), rustc: env!("CPZ_BUILD_RUSTC") }
@@ -31,12 +33,12 @@ pub fn registry(config: &Config) -> Arc<Registry> {
 /// What a process serves: everything (`serve`), or a worker with only health and metrics
 /// endpoints (`compozy worker`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Serves {
     All,
     Worker,
 }
 
-pub async fn run(loaded: Loaded, role: Role) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
     let Loaded { config, unknown_env, root, file } = loaded;
     for name in unknown_env {
         tracing::warn!(variable = %name, "environment variable names no configuration key; ignored (see `compozy config keys`)");
@@ -79,20 +81,16 @@ pub async fn run(loaded: Loaded, role: Role) -> anyhow::Result<()> {
     }
 
     let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
-    if role == Role::All {
-        builder =
-            builder.routes(api::resources::routes(autoloader.clone())).routes(api::instances::routes(store.clone()));
-        if config.server.listen.ip().is_loopback() {
-            // Until authentication is mounted, routes that change state or start tool processes
-            // are only served to the local machine.
-            builder = builder
-                .routes(api::admin::routes(autoloader.clone()))
-                .routes(compozy_worker::api::routes(worker.clone()));
-        } else {
-            tracing::warn!(
-                "admin and execution routes are disabled: the server listens beyond loopback and authentication is not mounted"
-            );
-        }
+    if serves == Serves::All {
+        security::check_exposure(&config.auth, config.server.listen)?;
+        let security = Security::new(&config.auth, &config.data_dir, &store, &cache, &registry)?;
+        let mut api = api::resources::routes(autoloader.clone());
+        api.extend(api::instances::routes(store.clone()));
+        api.extend(compozy_worker::api::routes(worker.clone()));
+        builder = builder
+            .routes(security.own_routes())
+            .routes(security.guard("default", None, api))
+            .routes(security.guard("admin", Some(Role::Admin), api::admin::routes(autoloader.clone())));
     }
     let app = builder.build();
 

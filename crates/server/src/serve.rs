@@ -4,12 +4,14 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tower_http::add_extension::AddExtension;
 
 use crate::app::App;
 
@@ -36,12 +38,14 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Some(stream) = accepted_stream(accepted).await else { continue };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+                let Some((stream, peer)) = accepted_stream(accepted).await else { continue };
+                // The peer address, for rate limiting and trusted-proxy checks (`ConnectInfo`).
+                let service = AddExtension::new(service.clone(), ConnectInfo(peer));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
                 connections.spawn(log_errors(graceful.watch(conn.into_owned())));
             }
             accepted = accept_optional(metrics_listener.as_ref()) => {
-                let (Some(stream), Some(router)) = (accepted_stream(accepted).await, metrics_service.clone()) else { continue };
+                let (Some((stream, _)), Some(router)) = (accepted_stream(accepted).await, metrics_service.clone()) else { continue };
                 let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
                 connections.spawn(log_errors(graceful.watch(conn.into_owned())));
             }
@@ -82,13 +86,13 @@ async fn accept_optional(listener: Option<&TcpListener>) -> io::Result<(tokio::n
 /// failed on its own (reset while queued) is skipped at once.
 async fn accepted_stream(
     accepted: io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
-) -> Option<tokio::net::TcpStream> {
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
     const EXHAUSTED: [i32; 4] =
         [23 /* ENFILE */, 24 /* EMFILE */, 105 /* ENOBUFS */, 12 /* ENOMEM */];
     match accepted {
-        Ok((stream, _peer)) => {
+        Ok((stream, peer)) => {
             let _ = stream.set_nodelay(true);
-            Some(stream)
+            Some((stream, peer))
         }
         Err(e) if e.raw_os_error().is_some_and(|code| EXHAUSTED.contains(&code)) => {
             tracing::warn!(error = %e, "accept failed: out of resources; backing off 50ms");

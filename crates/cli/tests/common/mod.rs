@@ -13,11 +13,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_compozy");
 pub struct Engine {
     pub child: Child,
     pub addr: SocketAddr,
+    /// An admin's API key, sent with every request that brings no credential of its own.
+    pub key: String,
 }
 
 impl Engine {
-    /// Starts `compozy [args] serve` in `dir` with JSON logs and waits for its "listening" line.
+    /// Creates an admin (`compozy admin create-user`), then starts `compozy [args] serve` in
+    /// `dir` with JSON logs and waits for its "listening" line.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
+        let key = create_user(dir, args, env, "admin@example.com", "admin");
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -40,12 +44,20 @@ impl Engine {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Engine { child, addr }
+        Engine { child, addr, key }
     }
 
-    /// `(status, lower-cased header block, body)`.
+    /// `(status, lower-cased header block, body)`; authenticated as the admin unless `headers`
+    /// bring an `authorization` or `x-api-key` of their own.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-        http(self.addr, method, path, headers).expect("HTTP exchange")
+        let own =
+            headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("x-api-key"));
+        let bearer = format!("Bearer {}", self.key);
+        let mut all = headers.to_vec();
+        if !own {
+            all.push(("authorization", &bearer));
+        }
+        http(self.addr, method, path, &all).expect("HTTP exchange")
     }
 
     pub fn get(&self, path: &str) -> (u16, String, String) {
@@ -79,6 +91,22 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// `compozy [args] admin create-user` with the engine's data directory and environment: the key.
+pub fn create_user(dir: &Path, args: &[&str], env: &[(&str, String)], email: &str, role: &str) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .args(["admin", "create-user", "--email", email, "--role", role, "--data-dir"])
+        .arg(dir.join("data"))
+        .current_dir(dir)
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run compozy admin create-user");
+    assert!(out.status.success(), "create-user failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 key").trim().to_string()
 }
 
 impl Drop for Engine {

@@ -1,7 +1,6 @@
 //! `POST /api/v0/admin/reload`: reload the project's resources now.
 //!
-//! Until authentication exists, admin routes are only mounted when the server listens on a
-//! loopback address (see `AppBuilder::build` callers).
+//! Mounted by the binary behind the admin role (`crates/cli/src/serve.rs`).
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
