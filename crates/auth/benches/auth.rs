@@ -67,5 +67,35 @@ fn memory_rate_limit(c: &mut Criterion) {
     println!("rate_limit_memory_decision: {allocs:.1} allocations per call");
 }
 
-criterion_group!(benches, warm_api_key, memory_rate_limit);
+/// A Redis-backed decision next to a bare `PING` on the same pool: one round trip each, so
+/// the ratio shows what the script adds on top of the network.
+fn redis_rate_limit(c: &mut Criterion) {
+    let rt = runtime();
+    let registry = Registry::new(RegistryOptions::default());
+    let config = compozy_store::CacheConfig {
+        url: Some(compozy_core::Secret::new("redis://127.0.0.1:6379")),
+        ..Default::default()
+    };
+    let Ok(cache) = rt.block_on(compozy_store::Cache::connect(&config, &registry)) else {
+        println!("rate_limit_redis_decision: skipped, Redis 127.0.0.1:6379 unreachable");
+        return;
+    };
+    let limiter = RateLimiter::new(
+        compozy_auth::RateLimitConfig {
+            default: compozy_auth::Limit { requests: u64::MAX, window: std::time::Duration::from_secs(60) },
+            redis_prefix: format!("bench-rl-{}:", std::process::id()),
+            ..Default::default()
+        },
+        Some(cache.clone()),
+    );
+    let key = RateKey::ApiKey("0123456789abcdef0123456789abcdef".into());
+    c.bench_function("redis_ping_round_trip", |b| {
+        b.to_async(&rt).iter(|| async { black_box(cache.ping().await.is_ok()) })
+    });
+    c.bench_function("rate_limit_redis_decision", |b| {
+        b.to_async(&rt).iter(|| async { black_box(limiter.hit("default", &key).await.is_ok()) })
+    });
+}
+
+criterion_group!(benches, warm_api_key, memory_rate_limit, redis_rate_limit);
 criterion_main!(benches);
