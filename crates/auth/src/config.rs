@@ -75,6 +75,9 @@ pub struct IssuerConfig {
     /// RS256 / ES256 / EdDSA public key, PEM.
     #[serde(default)]
     pub public_key_pem: Option<String>,
+    /// Or a JWKS file (RFC 7517) of such keys, chosen by the token's `kid`; read at start.
+    #[serde(default)]
+    pub jwks_file: Option<std::path::PathBuf>,
     /// Claim holding the role (`admin` or `user`); absent means `user`.
     #[serde(default = "default_role_claim")]
     pub role_claim: String,

@@ -35,6 +35,7 @@ fn issuer(name: &str, algorithm: JwtAlgorithm) -> IssuerConfig {
             JwtAlgorithm::EdDSA => Some(ED_PUBLIC.into()),
             _ => None,
         },
+        jwks_file: None,
         role_claim: "role".into(),
     }
 }
@@ -166,5 +167,57 @@ fn misconfigured_issuers_are_rejected_at_start_up() {
     for bad in [short, no_pem] {
         let c = compozy_auth::JwtConfig { issuers: vec![bad], ..Default::default() };
         assert!(compozy_auth::jwt::JwtVerifier::new(&c).is_err());
+    }
+}
+
+/// The Ed25519 public key of `keys/ed_public.pem` as a JWK `x` (the last 32 bytes of the SPKI).
+fn ed_public_x() -> String {
+    let b64: String = ED_PUBLIC.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("pem body");
+    URL_SAFE_NO_PAD.encode(&der[der.len() - 32..])
+}
+
+fn ed_with_kid(claims: &serde_json::Value, kid: Option<&str>) -> String {
+    let key = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).expect("ed key");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, &key).expect("sign")
+}
+
+#[tokio::test]
+async fn a_jwks_file_picks_the_key_by_kid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("jwks.json");
+    let jwk = |kid: &str| json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": kid, "x": ed_public_x()});
+    std::fs::write(&path, json!({"keys": [jwk("2026-10"), jwk("2026-11")]}).to_string()).expect("write jwks");
+    let mut jwks_issuer = issuer("https://jwks.example", JwtAlgorithm::EdDSA);
+    jwks_issuer.public_key_pem = None;
+    jwks_issuer.jwks_file = Some(path);
+    let mut c = config();
+    c.jwt.issuers = vec![jwks_issuer];
+    let h = harness(c).await;
+    let claims = claims("https://jwks.example");
+    assert_eq!(status(&h, &ed_with_kid(&claims, Some("2026-11"))).await, StatusCode::OK);
+    assert_eq!(status(&h, &ed_with_kid(&claims, Some("2026-10"))).await, StatusCode::OK, "the previous key, rotating");
+    assert_eq!(status(&h, &ed_with_kid(&claims, Some("retired"))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&h, &ed_with_kid(&claims, None)).await, StatusCode::UNAUTHORIZED, "several keys: kid needed");
+    assert_eq!(attempts(&h.metrics(), "failure", "invalid_credentials", "jwt"), 2.0);
+}
+
+#[test]
+fn a_jwks_key_outside_the_pinned_algorithm_is_a_start_up_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        ("symmetric key", json!({"kty": "oct", "k": URL_SAFE_NO_PAD.encode(HS_SECRET), "kid": "a"})),
+        ("other alg named", json!({"kty": "OKP", "crv": "Ed25519", "alg": "ES256", "kid": "b", "x": ed_public_x()})),
+    ];
+    for (what, key) in cases {
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, json!({"keys": [key]}).to_string()).expect("write jwks");
+        let mut i = issuer("z", JwtAlgorithm::EdDSA);
+        i.public_key_pem = None;
+        i.jwks_file = Some(path);
+        let c = compozy_auth::JwtConfig { issuers: vec![i], ..Default::default() };
+        assert!(compozy_auth::jwt::JwtVerifier::new(&c).is_err(), "{what}");
     }
 }
