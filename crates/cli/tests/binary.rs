@@ -3,21 +3,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Engine, http};
-
-/// `None` (with a printed reason) when `tool` is missing and services are not required.
-fn require_tool(tool: &str) -> Option<()> {
-    let found =
-        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
-    if !found {
-        compozy_testkit::service_missing(tool, "not installed; run .ci/install");
-    }
-    found.then_some(())
-}
+use common::prometheus::{Prometheus, require_tool};
+use common::{BIN, Engine};
 
 fn promtool_check(text: &str) -> (bool, String) {
     use std::io::Write;
@@ -53,31 +43,6 @@ fn metrics_of_a_running_engine_pass_promtool_with_no_findings() {
     assert!(engine.terminate().success());
 }
 
-/// Kills the child process when dropped, so a failing assertion never leaves it running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn prometheus_query(port: u16, query: &str) -> serde_json::Value {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let q: String = query
-        .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    http(addr, "GET", &format!("/api/v1/query?query={q}"), &[])
-        .and_then(|(_, _, body)| serde_json::from_str(&body).ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn a_real_prometheus_scrapes_openmetrics_without_errors() {
     let Some(()) = require_tool("prometheus") else { return };
@@ -87,21 +52,10 @@ fn a_real_prometheus_scrapes_openmetrics_without_errors() {
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: ['{}']\n",
         engine.addr
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
-    let port = free_port();
-    let _prometheus = KillOnDrop(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
-    );
+    let prometheus = Prometheus::start(dir.path(), &config);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (scraped, last) = loop {
-        let last = prometheus_query(port, "compozy_http_requests_total{path=\"/metrics\"}");
+        let last = prometheus.query("compozy_http_requests_total{path=\"/metrics\"}");
         let value = last["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
         if value.is_some_and(|v| v >= 2.0) {
             break (true, last);
@@ -111,9 +65,9 @@ fn a_real_prometheus_scrapes_openmetrics_without_errors() {
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let up = prometheus_query(port, "up");
-    let build = prometheus_query(port, "compozy_build_info");
-    let cpu = prometheus_query(port, "process_cpu_seconds_total");
+    let up = prometheus.query("up");
+    let build = prometheus.query("compozy_build_info");
+    let cpu = prometheus.query("process_cpu_seconds_total");
     assert!(scraped, "Prometheus never stored the engine's own scrape requests; last answer: {last}");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
     assert_eq!(build["data"]["result"][0]["value"][1], "1", "{build}");

@@ -5,105 +5,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::proxy::Proxy;
+use common::services::{TestDb, redis_up};
 use common::{BIN, Engine};
 use compozy_testkit::service_missing;
 
 const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/compozy.yaml");
 
-fn psql(sql: &str) -> bool {
-    Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qAtc", sql])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A database for one test, dropped afterwards.
-struct TestDb(String);
-
-impl TestDb {
-    fn create() -> Option<TestDb> {
-        let name = format!("compozy_cli_{}", std::process::id());
-        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        psql(&format!("CREATE DATABASE {name}")).then_some(TestDb(name))
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-    }
-}
-
-fn redis_up() -> bool {
-    TcpStream::connect("127.0.0.1:6379").is_ok()
-}
-
-/// A TCP proxy to `target` that the test can cut (every connection closed, new ones refused)
-/// and restore.
-struct Proxy {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(target: &'static str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let addr = listener.local_addr().expect("addr");
-        let cut = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c, o) = (cut.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if c.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(target) else { continue };
-                let mut open = o.lock().expect("lock");
-                open.push(client.try_clone().expect("clone"));
-                open.push(server.try_clone().expect("clone"));
-                pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
-                pipe(server, client);
-            }
-        });
-        Proxy { addr, cut, open }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().expect("lock").drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
 #[test]
 fn postgres_outage_answers_503_and_recovers_on_its_own() {
-    let Some(db) = TestDb::create() else { return service_missing("PostgreSQL", "cannot create a database with psql") };
+    let Some(db) = TestDb::create("outage") else {
+        return service_missing("PostgreSQL", "cannot create a database with psql");
+    };
     if !redis_up() {
         return service_missing("Redis", "127.0.0.1:6379 refused");
     }

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod prometheus;
+pub mod proxy;
+pub mod services;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -95,6 +99,7 @@ impl Engine {
 
 /// `compozy [args] admin create-user` with the engine's data directory and environment: the key.
 pub fn create_user(dir: &Path, args: &[&str], env: &[(&str, String)], email: &str, role: &str) -> String {
+    std::fs::create_dir_all(dir).expect("engine directory");
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .args(["admin", "create-user", "--email", email, "--role", role, "--data-dir"])
@@ -126,5 +131,21 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     s.read_to_string(&mut buf).ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
-    Some((status, head.to_ascii_lowercase(), body.to_string()))
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_string() };
+    Some((status, head, body))
+}
+
+/// The payload of a chunked body (`size CRLF data CRLF ... 0 CRLF CRLF`).
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }

@@ -1,0 +1,95 @@
+//! A real Prometheus (Debian's package) on a free loopback port, and its HTTP API.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `None` (with a printed reason) when `tool` is missing and services are not required.
+pub fn require_tool(tool: &str) -> Option<()> {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        compozy_testkit::service_missing(tool, "not installed; run .ci/install");
+    }
+    found.then_some(())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The running server; killed when dropped, so a failing assertion never leaves it behind.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (prometheus.yml text) written into `dir`; rule files the
+    /// config names are resolved relative to `dir`.
+    pub fn start(dir: &Path, config: &str) -> Prometheus {
+        std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus");
+        Prometheus { child, addr: format!("127.0.0.1:{port}").parse().expect("addr") }
+    }
+
+    /// `GET /api/v1/{path}?{param}={value}`, as JSON (`Null` when the exchange fails).
+    pub fn api(&self, path: &str, param: &str, value: &str) -> Value {
+        let encoded: String = value
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        super::http(self.addr, "GET", &format!("/api/v1/{path}?{param}={encoded}"), &[])
+            .and_then(|(_, _, body)| serde_json::from_str(&body).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// An instant query's answer.
+    pub fn query(&self, promql: &str) -> Value {
+        self.api("query", "query", promql)
+    }
+
+    /// The names of the alerts in state `firing`.
+    pub fn firing(&self) -> Vec<String> {
+        let v = self.api("alerts", "x", "");
+        let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        alerts
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Polls `f` until it holds or `limit` passes; returns whether it held.
+    pub fn wait_for(&self, limit: Duration, f: impl Fn(&Prometheus) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if f(self) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
