@@ -1,24 +1,10 @@
-//! RFC 9457 problem responses (the same shape as the server's `Problem`), with messages that
-//! never say which part of a credential was wrong.
+//! The refusals of authentication, as problem+json whose messages never say which part of a
+//! credential was wrong.
 
-use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 
-pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
-
-pub fn problem(status: StatusCode, slug: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:compozy:problem:{slug}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
-    response
-}
+pub use compozy_core::problem::{PROBLEM_CONTENT_TYPE, problem};
 
 pub fn unauthorized() -> Response {
     let mut r = problem(StatusCode::UNAUTHORIZED, "unauthorized", "invalid or missing credentials");

@@ -1,8 +1,8 @@
 //! The execution API's handlers, for the server to mount (routes are not wired here):
 //! `POST /api/v0/workflows/{id}/executions`, `GET /api/v0/executions[/{id}]`,
 //! `POST /api/v0/executions/{id}/cancel`, `GET /api/v0/workflows[/{id}]`.
-//! Success bodies are `{"data": ..., "message": ...}`; errors RFC 9457 problems whose `type` is
-//! `urn:compozy:problem:<slug>`, the same shape as the server's `Problem`.
+//! Success bodies are `{"data": ..., "message": ...}`; errors RFC 9457 problems
+//! ([`compozy_core::problem`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
+
+use compozy_core::problem::problem;
 
 use crate::error::WorkerError;
 use crate::runs::RunFilter;
@@ -31,18 +33,6 @@ pub fn routes(worker: Worker) -> Vec<(&'static str, MethodRouter)> {
 
 fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Response {
     (status, Json(serde_json::json!({"data": data, "message": message}))).into_response()
-}
-
-fn problem(status: StatusCode, slug: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:compozy:problem:{slug}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut r = (status, Json(body)).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    r
 }
 
 /// Store failures: 503 + `Retry-After` when unavailable, else 500; the error text is logged only.
