@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
+use compozy_webhooks::WebhooksConfig;
 use compozy_worker::WorkerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +31,8 @@ pub struct Config {
     pub autoload: AutoloadConfig,
     /// Durable workflow runs: queue, slots, leases (see crates/worker/README.md).
     pub worker: WorkerConfig,
+    /// Inbound webhooks: slots, body limit, dedupe TTLs, payload retention (docs/webhooks.md).
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
 }
 
@@ -44,6 +47,7 @@ impl Default for Config {
             redis: CacheConfig::default(),
             autoload: AutoloadConfig::default(),
             worker: WorkerConfig::default(),
+            webhooks: WebhooksConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -78,16 +78,25 @@ pub async fn run(loaded: Loaded, role: Role) -> anyhow::Result<()> {
         worker = worker.listen(url.clone());
     }
 
+    // Webhooks: the receivers are public (senders authenticate by signature); the delivery log
+    // and replay are admin routes.
+    let webhooks = compozy_webhooks::Webhooks::new(config.webhooks.clone(), worker.clone(), cache.clone(), &registry)
+        .map_err(anyhow::Error::msg)
+        .context("invalid webhooks configuration")?;
+    let _pruner = webhooks.spawn_pruner();
+
     let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
     if role == Role::All {
         builder =
             builder.routes(api::resources::routes(autoloader.clone())).routes(api::instances::routes(store.clone()));
+        builder = builder.routes(compozy_webhooks::routes(&webhooks));
         if config.server.listen.ip().is_loopback() {
             // Until authentication is mounted, routes that change state or start tool processes
             // are only served to the local machine.
             builder = builder
                 .routes(api::admin::routes(autoloader.clone()))
-                .routes(compozy_worker::api::routes(worker.clone()));
+                .routes(compozy_worker::api::routes(worker.clone()))
+                .routes(compozy_webhooks::admin_routes(&webhooks));
         } else {
             tracing::warn!(
                 "admin and execution routes are disabled: the server listens beyond loopback and authentication is not mounted"
