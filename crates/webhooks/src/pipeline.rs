@@ -21,6 +21,9 @@ use crate::deliveries::NewDelivery;
 use crate::metrics::{NO_EVENT, Result as Res, UNKNOWN};
 use crate::{Inner, dedupe, input, verify};
 
+/// The event name (and `event_type` label) of a delivery to a webhook that declares no events.
+pub const DEFAULT_EVENT: &str = "default";
+
 /// Why processing stopped early (the response and the `result` label follow from it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
@@ -157,25 +160,28 @@ impl Inner {
     ) -> (String, Result<Accepted, Stop>) {
         let ctx = input::context(body, headers);
         let event = match input::select(d.hook, &self.cel, &ctx) {
-            Ok(Some(e)) => e,
+            Ok(Some(e)) => Some(e),
+            // A webhook without events starts its workflow with the body for every delivery.
+            Ok(None) if d.hook.events.is_empty() => None,
             Ok(None) => return (NO_EVENT.into(), Err(Stop::NoMatch)),
             Err(_) => return (NO_EVENT.into(), Err(Stop::BadRequest("an event filter could not be evaluated"))),
         };
-        let run_input = match &event.input {
+        let name = event.map_or(DEFAULT_EVENT, |e| e.name.as_str()).to_string();
+        let run_input = match event.and_then(|e| e.input.as_ref()) {
             Some(t) => input::render(t, &ctx),
             None => body.clone(),
         };
-        if let Some(schema) = &event.compiled.schema
+        if let Some(schema) = event.and_then(|e| e.compiled.schema.as_ref())
             && !schema.is_valid(&run_input)
         {
-            let detail = format!("the input of event `{}` does not match its schema", event.name);
-            return (event.name.clone(), Err(Stop::SchemaError(detail)));
+            let detail = format!("the input of event `{name}` does not match its schema");
+            return (name, Err(Stop::SchemaError(detail)));
         }
         let delivery = NewDelivery {
             id: uuid::Uuid::new_v4().to_string(),
             slug: d.slug.to_string(),
             source: d.hook.source().to_string(),
-            event: event.name.clone(),
+            event: name.clone(),
             workflow_id: d.workflow_id.to_string(),
             dedupe_key: dedupe_key.map(|k| k.trim_start_matches("webhook:dedupe:").to_string()),
             replay_of: d.replay_of.clone(),
@@ -186,10 +192,10 @@ impl Inner {
         let started =
             self.worker.start_run_with(d.workflow_id, &run_input, move |tx, run| delivery.insert(tx, run)).await;
         let result = match started {
-            Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: event.name.clone() }),
+            Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: name.clone() }),
             Err(e) => Err(worker_stop(&e)),
         };
-        (event.name.clone(), result)
+        (name, result)
     }
 
     /// Success (2xx) marks the key succeeded; any failure releases it for the sender's retry.
