@@ -12,6 +12,7 @@ use compozy_auth::AuthConfig;
 use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
+use compozy_webhooks::WebhooksConfig;
 use compozy_worker::WorkerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,6 +34,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Durable workflow runs: queue, slots, leases (see crates/worker/README.md).
     pub worker: WorkerConfig,
+    /// Inbound webhooks: slots, body limit, dedupe TTLs, payload retention (docs/webhooks.md).
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
 }
 
@@ -48,6 +51,7 @@ impl Default for Config {
             autoload: AutoloadConfig::default(),
             auth: AuthConfig::default(),
             worker: WorkerConfig::default(),
+            webhooks: WebhooksConfig::default(),
             log: LogConfig::default(),
         }
     }

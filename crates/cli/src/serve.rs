@@ -80,6 +80,13 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         worker = worker.listen(url.clone());
     }
 
+    // Webhooks: the receivers are public (senders authenticate by signature); the delivery log
+    // and replay are admin routes.
+    let webhooks = compozy_webhooks::Webhooks::new(config.webhooks.clone(), worker.clone(), cache.clone(), &registry)
+        .map_err(anyhow::Error::msg)
+        .context("invalid webhooks configuration")?;
+    let _pruner = webhooks.spawn_pruner();
+
     let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
     if serves == Serves::All {
         security::check_exposure(&config.auth, config.server.listen)?;
@@ -87,10 +94,13 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         let mut api = api::resources::routes(autoloader.clone());
         api.extend(api::instances::routes(store.clone()));
         api.extend(compozy_worker::api::routes(worker.clone()));
+        let mut admin = api::admin::routes(autoloader.clone());
+        admin.extend(compozy_webhooks::admin_routes(&webhooks));
         builder = builder
+            .routes(compozy_webhooks::routes(&webhooks))
             .routes(security.own_routes())
             .routes(security.guard("default", None, api))
-            .routes(security.guard("admin", Some(Role::Admin), api::admin::routes(autoloader.clone())));
+            .routes(security.guard("admin", Some(Role::Admin), admin));
     }
     let app = builder.build();
 

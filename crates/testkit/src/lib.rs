@@ -1,6 +1,7 @@
 //! Support shared by tests and benchmarks (a dev-dependency only).
 
 pub mod postgres;
+pub mod proxy;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,6 +9,31 @@ use crate::error::WorkerError;
 use crate::queue::{NewTask, Queue, on_conn, sql};
 use compozy_store::StoreConn;
 
+/// Inserts a run and its first task inside the open transaction `$tx` (the text is the same on
+/// both backends).
+macro_rules! insert_run_rows {
+    ($tx:ident, $run_id:expr, $workflow:expr, $input:expr, $task_id:expr, $t:expr, $now:expr) => {
+        sqlx::query(sql::INSERT_RUN)
+            .bind($run_id)
+            .bind($workflow.id.as_str())
+            .bind($input)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(sql::INSERT_TASK)
+            .bind($task_id)
+            .bind(&$t.run_id)
+            .bind($t.position)
+            .bind(&$t.name)
+            .bind($t.kind)
+            .bind(&$t.queue)
+            .bind($t.max_attempts)
+            .bind($t.available_at.max($now))
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
 /// One run as stored. Times are Unix milliseconds.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Run {
@@ -173,5 +198,55 @@ impl Queue {
             rows.iter().map(decode_run).collect::<Result<Vec<_>, _>>()?
         });
         Ok(runs)
+    }
+}
+
+/// A connection inside the open transaction of [`Queue::start_run_with`], on either backend.
+#[derive(Debug)]
+pub enum TxConn<'c> {
+    Postgres(&'c mut sqlx::PgConnection),
+    Sqlite(&'c mut sqlx::SqliteConnection),
+}
+
+/// What the caller's part of the transaction returns.
+pub type TxFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+impl Queue {
+    /// [`Queue::start_run`], with `extra` run in the same transaction after the run and its first
+    /// task are inserted: a caller's own row (a webhook delivery record) exists if and only if the
+    /// run does. `extra` gets the new run id. Returns the run id once committed.
+    pub async fn start_run_with<F>(
+        &self,
+        workflow: &Workflow,
+        input: &serde_json::Value,
+        queue: &str,
+        extra: F,
+    ) -> Result<String, WorkerError>
+    where
+        F: for<'c> FnOnce(TxConn<'c>, &'c str) -> TxFuture<'c>,
+    {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        let first = new_task(workflow, &run_id, 0, queue, now)
+            .ok_or_else(|| WorkerError::UnknownWorkflow(workflow.id.as_str().to_string()))?;
+        let (task_id, input) = (uuid::Uuid::new_v4().to_string(), input.to_string());
+        let _writer = self.writer().await;
+        let mut conn = self.store().acquire().await?;
+        match &mut conn {
+            StoreConn::Postgres(c) => {
+                let mut tx = sqlx::Connection::begin(&mut **c).await?;
+                insert_run_rows!(tx, &run_id, workflow, &input, &task_id, &first, now);
+                extra(TxConn::Postgres(&mut tx), &run_id).await?;
+                sqlx::query(sql::NOTIFY).bind(&first.queue).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            StoreConn::Sqlite(c) => {
+                let mut tx = sqlx::Connection::begin(&mut **c).await?;
+                insert_run_rows!(tx, &run_id, workflow, &input, &task_id, &first, now);
+                extra(TxConn::Sqlite(&mut tx), &run_id).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(run_id)
     }
 }

@@ -129,6 +129,24 @@ impl Worker {
         Ok(id)
     }
 
+    /// [`Worker::start_run`] with `extra` in the same transaction (see [`Queue::start_run_with`]).
+    pub async fn start_run_with<F>(
+        &self,
+        workflow_id: &str,
+        input: &serde_json::Value,
+        extra: F,
+    ) -> Result<String, WorkerError>
+    where
+        F: for<'c> FnOnce(crate::runs::TxConn<'c>, &'c str) -> crate::runs::TxFuture<'c>,
+    {
+        let registry = self.inner.project.registry();
+        let workflow =
+            registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        let id = self.inner.queue.start_run_with(workflow, input, &self.inner.config.queue, extra).await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
     /// Runs until `shutdown` completes, then stops claiming, lets running activities finish up
     /// to `shutdown_timeout`, and releases the leases of those still running.
     pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), WorkerError> {

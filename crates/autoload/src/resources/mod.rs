@@ -16,8 +16,8 @@ pub use common::{Backoff, RetryPolicy};
 pub use mcp::{Mcp, McpTransport};
 pub use tool::Tool;
 pub use workflow::{
-    Action, Dedupe, HttpAction, Task, ToolAction, Trigger, Verify, VerifyMethod, WaitAction, WebhookEvent,
-    WebhookTrigger, Workflow,
+    Action, CompiledEvent, Dedupe, Encoding, HttpAction, Task, ToolAction, Trigger, Verify, VerifyMethod, WaitAction,
+    WebhookEvent, WebhookTrigger, Workflow,
 };
 
 pub(crate) use workflow::RawWorkflow;

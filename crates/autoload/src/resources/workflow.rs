@@ -4,6 +4,7 @@
 //! converted into the typed model, where each trigger and task kind is its own variant.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use compozy_core::Secret;
@@ -40,6 +41,8 @@ impl Workflow {
 }
 
 #[derive(Clone, Debug, Serialize)]
+// A handful of triggers per workflow, built once per load: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Trigger {
     Webhook(WebhookTrigger),
@@ -47,8 +50,8 @@ pub enum Trigger {
     Manual,
 }
 
-/// Receives `POST /api/v0/hooks/{slug}`. `verify`, `dedupe` and `events` are checked for shape
-/// here; the webhook component gives them their full meaning.
+/// Receives `POST /api/v0/hooks/{slug}`. Everything the webhook component needs is checked
+/// here, at load: secrets decode, filters compile, schemas compile, names are bounded labels.
 #[derive(Clone, Debug, Serialize)]
 pub struct WebhookTrigger {
     pub slug: Slug,
@@ -58,6 +61,16 @@ pub struct WebhookTrigger {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dedupe: Option<Dedupe>,
     pub events: Vec<WebhookEvent>,
+    /// Largest accepted body in bytes; `webhooks.default_body_limit` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<u64>,
+}
+
+impl WebhookTrigger {
+    /// The metric label and log field naming this webhook: `source`, else the slug.
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(self.slug.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -68,7 +81,19 @@ pub enum VerifyMethod {
     Hmac,
     Github,
     Stripe,
-    StandardWebhooks,
+    /// Standard Webhooks (Svix): `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    #[serde(alias = "standard-webhooks")]
+    Standard,
+    Slack,
+}
+
+/// How an `hmac` signature header encodes the MAC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Hex,
+    Base64,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -77,37 +102,81 @@ pub struct Verify {
     pub method: VerifyMethod,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
+    /// More secrets accepted at the same time (key rotation); any one of them verifies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
     /// Signature header, for `hmac`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
-    /// Accepted clock skew for timestamped signatures.
+    /// `hmac` only: how the header encodes the MAC (default hex).
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `hmac` only: text before the MAC in the header, e.g. `sha256=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Accepted clock skew, both ways, for timestamped signatures (default 5m).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<Duration>,
+}
+
+impl Verify {
+    /// Every accepted secret: `secret` first, then `secrets`.
+    pub fn all_secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.secret.iter().chain(self.secrets.iter()).filter(|s| !s.is_empty())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dedupe {
-    /// Where the delivery ID is read, e.g. `header.X-GitHub-Delivery` or `body.id`.
-    pub key: String,
-    #[serde(default = "default_dedupe_ttl", with = "humantime_serde")]
-    pub ttl: Duration,
+    /// `false` turns dedupe off for this webhook (it is on by default).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the delivery ID is read when the request carries neither `X-Idempotency-Key` nor a
+    /// provider delivery ID: `body.<dot path>` or `header.<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// How long a delivery ID is remembered; `webhooks.dedupe_ttl` when absent.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
 }
 
-fn default_dedupe_ttl() -> Duration {
-    Duration::from_secs(24 * 3600)
+fn yes() -> bool {
+    true
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct WebhookEvent {
+    /// A metric label value: bounded by the configuration, checked for charset and length.
     pub name: String,
-    /// A CEL expression over the request; the first matching event wins.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A CEL expression over `body` (alias `payload`) and `headers`; the first matching event wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// A template producing the run input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A template producing the run input; the body itself when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
+    /// JSON Schema the rendered input must satisfy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// `filter` and `schema`, compiled once at load.
+    #[serde(skip)]
+    pub compiled: CompiledEvent,
+}
+
+/// The compiled forms of an event's filter and schema, shared by every clone of the registry.
+#[derive(Clone, Default)]
+pub struct CompiledEvent {
+    pub filter: Option<Arc<cel::Program>>,
+    pub schema: Option<Arc<jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for CompiledEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledEvent")
+            .field("filter", &self.filter.is_some())
+            .field("schema", &self.schema.is_some())
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -188,7 +257,21 @@ struct RawTrigger {
     #[serde(default)]
     dedupe: Option<Dedupe>,
     #[serde(default)]
-    events: Option<Vec<WebhookEvent>>,
+    events: Option<Vec<RawEvent>>,
+    #[serde(default)]
+    body_limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    name: Spanned<String>,
+    #[serde(default)]
+    filter: Option<Spanned<String>>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+    #[serde(default)]
+    schema: Option<Spanned<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -306,29 +389,110 @@ impl RawTrigger {
                 let slug = self.slug.ok_or_else(|| Invalid::new(at, "a webhook trigger needs a slug"))?.value;
                 let verify = self.verify.unwrap_or_default();
                 check_verify(&verify).map_err(|m| Invalid::new(at, m))?;
-                if let Some(d) = &self.dedupe
-                    && (d.key.trim().is_empty() || d.ttl.is_zero())
-                {
-                    return Err(Invalid::new(at, "dedupe needs a key and a ttl greater than 0"));
+                if let Some(d) = &self.dedupe {
+                    check_dedupe(d).map_err(|m| Invalid::new(at, m))?;
                 }
-                let events = self.events.unwrap_or_default();
-                if events.iter().any(|e| e.name.trim().is_empty()) {
-                    return Err(Invalid::new(at, "every webhook event needs a name"));
+                if let Some(source) = &self.source {
+                    check_label("source", source).map_err(|m| Invalid::new(at, m))?;
                 }
-                Ok(Trigger::Webhook(WebhookTrigger { slug, source: self.source, verify, dedupe: self.dedupe, events }))
+                if self.body_limit == Some(0) {
+                    return Err(Invalid::new(at, "body_limit must be greater than 0"));
+                }
+                let events = convert_events(self.events.unwrap_or_default())?;
+                Ok(Trigger::Webhook(WebhookTrigger {
+                    slug,
+                    source: self.source,
+                    verify,
+                    dedupe: self.dedupe,
+                    events,
+                    body_limit: self.body_limit,
+                }))
             }
         }
     }
 }
 
+/// Names and sources become metric label values: short, printable, configured.
+fn check_label(what: &str, v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'));
+    if ok { Ok(()) } else { Err(format!("{what} `{v}` must be 1-64 characters of a-z A-Z 0-9 - _ . : /")) }
+}
+
+fn check_dedupe(d: &Dedupe) -> Result<(), String> {
+    if d.ttl.is_some_and(|t| t.is_zero()) {
+        return Err("dedupe.ttl must be greater than 0".into());
+    }
+    match d.key.as_deref() {
+        None => Ok(()),
+        Some(k) => match k.split_once('.') {
+            Some(("body" | "header", rest)) if !rest.trim().is_empty() => Ok(()),
+            _ => Err(format!("dedupe.key `{k}` must be `body.<path>` or `header.<name>`")),
+        },
+    }
+}
+
+fn convert_events(raw: Vec<RawEvent>) -> Result<Vec<WebhookEvent>, Invalid> {
+    let mut seen = HashSet::new();
+    let mut events = Vec::with_capacity(raw.len());
+    for e in raw {
+        let at = e.name.referenced;
+        check_label("event name", &e.name.value).map_err(|m| Invalid::new(at, m))?;
+        if !seen.insert(e.name.value.clone()) {
+            return Err(Invalid::new(at, format!("event name `{}` is used twice", e.name.value)));
+        }
+        let mut compiled = CompiledEvent::default();
+        if let Some(f) = &e.filter {
+            let program = cel::Program::compile(&f.value)
+                .map_err(|err| Invalid::new(f.referenced, format!("event `{}`: filter: {err}", e.name.value)))?;
+            compiled.filter = Some(Arc::new(program));
+        }
+        if let Some(s) = &e.schema {
+            let validator = jsonschema::validator_for(&s.value)
+                .map_err(|err| Invalid::new(s.referenced, format!("event `{}`: schema: {err}", e.name.value)))?;
+            compiled.schema = Some(Arc::new(validator));
+        }
+        events.push(WebhookEvent {
+            name: e.name.value,
+            filter: e.filter.map(|f| f.value),
+            input: e.input,
+            schema: e.schema.map(|s| s.value),
+            compiled,
+        });
+    }
+    Ok(events)
+}
+
 fn check_verify(v: &Verify) -> Result<(), String> {
-    let has_secret = v.secret.as_ref().is_some_and(|s| !s.is_empty());
+    let has_secret = v.all_secrets().next().is_some();
     match v.method {
         VerifyMethod::None if has_secret => Err("verify.secret is set but verify.method is none".into()),
         VerifyMethod::None => Ok(()),
-        _ if !has_secret => Err("verify.method needs a non-empty verify.secret".into()),
-        VerifyMethod::Hmac if v.header.is_none() => Err("verify.method hmac needs verify.header".into()),
+        _ if !has_secret => Err("verify.method needs a non-empty verify.secret (or verify.secrets)".into()),
+        VerifyMethod::Hmac if v.header.as_deref().is_none_or(|h| h.trim().is_empty()) => {
+            Err("verify.method hmac needs verify.header".into())
+        }
+        VerifyMethod::Standard => v.all_secrets().try_for_each(|s| check_standard_secret(s.expose())),
         _ => Ok(()),
+    }?;
+    let hmac_only = v.header.is_some() || v.prefix.is_some() || v.encoding != Encoding::Hex;
+    if hmac_only && v.method != VerifyMethod::Hmac {
+        return Err("verify.header, verify.prefix and verify.encoding apply to method hmac only".into());
+    }
+    if v.tolerance.is_some_and(|t| t.is_zero()) {
+        return Err("verify.tolerance must be greater than 0".into());
+    }
+    Ok(())
+}
+
+/// Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
+fn check_standard_secret(s: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    let b64 = s.strip_prefix("whsec_").unwrap_or(s);
+    match base64::engine::general_purpose::STANDARD.decode(b64) {
+        Ok(k) if !k.is_empty() => Ok(()),
+        _ => Err("verify.secret for method standard must be `whsec_` followed by base64".into()),
     }
 }
 

@@ -149,3 +149,18 @@ fn dechunk(mut rest: &str) -> Option<String> {
         rest = after.get(size..)?.strip_prefix("\r\n")?;
     }
 }
+
+/// A POST with a body on a fresh connection; `None` when nothing listens or the exchange breaks.
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let len = body.len();
+    write!(s, "POST {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {len}\r\n{extra}\r\n{body}")
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
+    Some((status, head.to_ascii_lowercase(), body.to_string()))
+}

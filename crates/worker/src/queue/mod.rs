@@ -140,7 +140,7 @@ impl Queue {
     }
 
     /// Held across a write on SQLite; nothing on PostgreSQL (row locks suffice there).
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
         if self.postgres { None } else { Some(SQLITE_WRITER.lock().await) }
     }
 

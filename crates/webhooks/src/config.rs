@@ -1,0 +1,59 @@
+//! `webhooks:` configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Deliveries processed at once by this process; more wait up to `slot_wait`, then get 503.
+    pub max_in_flight: u32,
+    /// How long a delivery may wait for a processing slot before it is refused as overloaded.
+    #[serde(with = "humantime_serde")]
+    pub slot_wait: Duration,
+    /// Body limit (bytes) of a webhook without its own `body_limit`. The server's
+    /// `server.body_limit` still caps every request.
+    pub default_body_limit: u64,
+    /// How long a delivery ID is remembered when the webhook sets no `dedupe.ttl`.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_ttl: Duration,
+    /// How long the "in progress" mark of a delivery lives: if this process dies mid-delivery the
+    /// sender's retry is processed after at most this long.
+    #[serde(with = "humantime_serde")]
+    pub in_progress_ttl: Duration,
+    /// How long raw payloads of accepted deliveries are kept for replay; `0s` keeps none.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// `false` turns the webhook metrics' recording off (for overhead measurements only).
+    pub metrics: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 256,
+            slot_wait: Duration::from_millis(100),
+            default_body_limit: 1024 * 1024,
+            dedupe_ttl: Duration::from_secs(24 * 3600),
+            in_progress_ttl: Duration::from_secs(60),
+            retention: Duration::ZERO,
+            metrics: true,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_in_flight == 0 {
+            return Err("webhooks.max_in_flight must be at least 1".into());
+        }
+        if self.default_body_limit == 0 {
+            return Err("webhooks.default_body_limit must be greater than 0".into());
+        }
+        if self.dedupe_ttl.is_zero() || self.in_progress_ttl.is_zero() {
+            return Err("webhooks.dedupe_ttl and webhooks.in_progress_ttl must be greater than 0".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! HTTP glue: the public receiver, the admin delivery log and replay, and the answers.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use compozy_server::Problem;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Webhooks;
+use crate::deliveries::{self, Filter};
+use crate::metrics::Ended;
+use crate::pipeline::{Accepted, Outcome, Request, Stop, UNAVAILABLE_RETRY};
+
+/// `POST /api/v0/hooks/{slug}`: public (senders authenticate by signature).
+pub fn routes(webhooks: &Webhooks) -> Vec<(&'static str, MethodRouter)> {
+    vec![("/api/v0/hooks/{slug}", post(receive).with_state(webhooks.clone()))]
+}
+
+/// The delivery log and replay: mount behind the admin guard.
+pub fn admin_routes(webhooks: &Webhooks) -> Vec<(&'static str, MethodRouter)> {
+    vec![
+        ("/api/v0/hooks/deliveries", get(list).with_state(webhooks.clone())),
+        ("/api/v0/hooks/deliveries/{id}/replay", post(replay).with_state(webhooks.clone())),
+    ]
+}
+
+async fn receive(State(w): State<Webhooks>, Path(slug): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    w.handle(Request { slug: &slug, headers: &headers, body, replay_of: None }).await
+}
+
+impl Webhooks {
+    /// Runs one delivery through the pipeline and records its metrics (exactly one
+    /// `deliveries_total` increment, whatever the ending).
+    pub(crate) async fn handle(&self, req: Request<'_>) -> Response {
+        let started = Instant::now();
+        let _depth = self.inner.metrics.enter();
+        let outcome = self.inner.process(req).await;
+        let result = match &outcome.result {
+            Ok(_) => crate::metrics::Result::Accepted,
+            Err(stop) => stop.result(),
+        };
+        self.inner.metrics.ended(&Ended {
+            source: &outcome.source,
+            event_type: &outcome.event_type,
+            result,
+            payload_size: outcome.payload_size,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        respond(outcome)
+    }
+}
+
+fn success(status: StatusCode, message: &str, data: serde_json::Value) -> Response {
+    (status, axum::Json(json!({ "data": data, "message": message }))).into_response()
+}
+
+fn respond(outcome: Outcome) -> Response {
+    match outcome.result {
+        Ok(Accepted { run_id, delivery_id, event }) => success(
+            StatusCode::ACCEPTED,
+            "Accepted",
+            json!({"status": "accepted", "event": event, "run_id": run_id, "delivery_id": delivery_id}),
+        ),
+        Err(stop) => stop_response(stop),
+    }
+}
+
+fn stop_response(stop: Stop) -> Response {
+    let p = |status, slug: &str, detail: &str| Problem::new(status, slug, detail.to_string());
+    let problem = match stop {
+        Stop::NoMatch => return success(StatusCode::OK, "No event matched", json!({"status": "no_matching_event"})),
+        Stop::Duplicate => return success(StatusCode::OK, "Already processed", json!({"status": "duplicate"})),
+        Stop::NotFound => p(StatusCode::NOT_FOUND, "not-found", "webhook not found"),
+        Stop::Overloaded => {
+            p(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "too many deliveries in process").with_retry_after(1)
+        }
+        Stop::PayloadTooLarge(limit) => {
+            p(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", &format!("the body exceeds {limit} bytes"))
+        }
+        Stop::VerificationFailed => p(StatusCode::UNAUTHORIZED, "verification-failed", "signature verification failed"),
+        Stop::BadRequest(why) => p(StatusCode::BAD_REQUEST, "bad-request", why),
+        Stop::InProgress => p(StatusCode::CONFLICT, "duplicate", "a delivery with this ID is in process; retry later")
+            .with_retry_after(5),
+        Stop::SchemaError(detail) => p(StatusCode::UNPROCESSABLE_ENTITY, "schema-error", &detail),
+        Stop::Unavailable => p(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable; retry later")
+            .with_retry_after(UNAVAILABLE_RETRY.as_secs()),
+        Stop::Internal => p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+    };
+    problem.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    slug: Option<String>,
+    result: Option<String>,
+    /// Unix milliseconds.
+    since: Option<i64>,
+    /// The `next` cursor of the previous page.
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(State(w): State<Webhooks>, Query(q): Query<ListQuery>) -> Response {
+    let before = match q.cursor.as_deref().map(parse_cursor) {
+        Some(None) => {
+            return Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid cursor".to_string()).into_response();
+        }
+        Some(Some(c)) => Some(c),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = Filter { slug: q.slug, result: q.result, since: q.since, before, limit };
+    match deliveries::list(w.inner.worker.queue().store(), &filter).await {
+        Ok(items) => {
+            let next = (items.len() == limit as usize)
+                .then(|| items.last().map(|d| format!("{}:{}", d.created_at, d.id)))
+                .flatten();
+            success(StatusCode::OK, "Success", json!({"deliveries": items, "next": next}))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook delivery listing failed");
+            stop_response(Stop::Unavailable)
+        }
+    }
+}
+
+fn parse_cursor(c: &str) -> Option<(i64, String)> {
+    let (at, id) = c.split_once(':')?;
+    Some((at.parse().ok()?, id.to_string()))
+}
+
+/// Re-runs a stored delivery through filter, render, schema and enqueue with the current
+/// configuration (no verification: it was verified when received, and its timestamp is old by
+/// now; no dedupe: replaying is asking for a new run).
+async fn replay(State(w): State<Webhooks>, Path(id): Path<String>) -> Response {
+    let stored = match deliveries::get_with_payload(w.inner.worker.queue().store(), &id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook delivery lookup failed");
+            return stop_response(Stop::Unavailable);
+        }
+    };
+    let Some((delivery, payload)) = stored else {
+        return Problem::new(StatusCode::NOT_FOUND, "not-found", "no such delivery".to_string()).into_response();
+    };
+    let Some(payload) = payload else {
+        let detail = "the payload of this delivery was not kept (webhooks.retention)".to_string();
+        return Problem::new(StatusCode::CONFLICT, "payload-not-kept", detail).into_response();
+    };
+    let headers = HeaderMap::new();
+    let req =
+        Request { slug: &delivery.slug, headers: &headers, body: Body::from(payload), replay_of: Some(delivery.id) };
+    w.handle(req).await
+}

@@ -1,0 +1,96 @@
+//! Inbound webhooks: `POST /api/v0/hooks/{slug}` verifies, deduplicates, filters, renders and
+//! durably enqueues a workflow run, answering 202 only once the delivery record and the run are
+//! committed together. See `docs/webhooks.md`.
+//!
+//! ```no_run
+//! # fn demo(worker: compozy_worker::Worker, cache: compozy_store::Cache,
+//! #         metrics: &compozy_telemetry::Registry, builder: compozy_server::AppBuilder) {
+//! let webhooks = compozy_webhooks::Webhooks::new(Default::default(), worker, cache, metrics).expect("valid config");
+//! let builder = builder.routes(compozy_webhooks::routes(&webhooks));
+//! // Admin only: the delivery log and replay.
+//! let builder = builder.routes(compozy_webhooks::admin_routes(&webhooks));
+//! # let _ = builder; }
+//! ```
+
+pub mod config;
+pub mod dedupe;
+pub mod deliveries;
+mod http;
+pub mod input;
+pub mod metrics;
+pub mod pipeline;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use compozy_store::Cache;
+use compozy_telemetry::Registry;
+use compozy_worker::Worker;
+use tokio::sync::Semaphore;
+
+pub use config::WebhooksConfig;
+pub use http::{admin_routes, routes};
+pub use metrics::WebhookMetrics;
+
+/// The webhook receiver; cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks").field("config", &self.inner.config).finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: WebhooksConfig,
+    /// Runs are enqueued through it; webhooks are looked up in its project's current registry
+    /// per delivery, so a reload applies to the next delivery.
+    pub(crate) worker: Worker,
+    pub(crate) cache: Cache,
+    pub(crate) metrics: WebhookMetrics,
+    pub(crate) slots: Semaphore,
+    pub(crate) cel: Arc<cel::Env>,
+}
+
+impl Webhooks {
+    pub fn new(config: WebhooksConfig, worker: Worker, cache: Cache, registry: &Registry) -> Result<Self, String> {
+        config.validate()?;
+        let inner = Inner {
+            metrics: WebhookMetrics::new(registry, config.metrics),
+            slots: Semaphore::new(config.max_in_flight as usize),
+            cel: Arc::new(cel::Env::stdlib()),
+            config,
+            worker,
+            cache,
+        };
+        Ok(Webhooks { inner: Arc::new(inner) })
+    }
+
+    pub fn config(&self) -> &WebhooksConfig {
+        &self.inner.config
+    }
+
+    /// When `webhooks.retention` is set, drops kept payloads older than it every minute until the
+    /// returned task is aborted (or dropped with the runtime).
+    pub fn spawn_pruner(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let retention = self.inner.config.retention;
+        if retention.is_zero() {
+            return None;
+        }
+        let inner = self.inner.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let cutoff = pipeline::unix_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                if let Err(e) = deliveries::prune_payloads(inner.worker.queue().store(), cutoff).await {
+                    tracing::warn!(error = %e, "webhook payload pruning failed");
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,167 @@
+//! The catalog's webhook metrics. Label values are bounded: `source` and `event_type` are
+//! configured names (or the fixed `unknown`/`none`), `result` and `outcome` closed enums.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use compozy_telemetry::{Counter, Family, Histogram, Registry, UpDownGauge, catalog};
+use parking_lot::RwLock;
+
+/// Why a delivery ended as it did: the `result` label of `compozy_webhook_deliveries_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Result {
+    Accepted,
+    NoMatch,
+    Duplicate,
+    VerificationFailed,
+    BadRequest,
+    PayloadTooLarge,
+    SchemaError,
+    Overloaded,
+    NotFound,
+    Error,
+}
+
+pub const RESULTS: [Result; 10] = [
+    Result::Accepted,
+    Result::NoMatch,
+    Result::Duplicate,
+    Result::VerificationFailed,
+    Result::BadRequest,
+    Result::PayloadTooLarge,
+    Result::SchemaError,
+    Result::Overloaded,
+    Result::NotFound,
+    Result::Error,
+];
+
+impl Result {
+    pub fn label(self) -> &'static str {
+        match self {
+            Result::Accepted => "accepted",
+            Result::NoMatch => "no_match",
+            Result::Duplicate => "duplicate",
+            Result::VerificationFailed => "verification_failed",
+            Result::BadRequest => "bad_request",
+            Result::PayloadTooLarge => "payload_too_large",
+            Result::SchemaError => "schema_error",
+            Result::Overloaded => "overloaded",
+            Result::NotFound => "not_found",
+            Result::Error => "error",
+        }
+    }
+
+    /// The `outcome` of `events_total` and `processing_duration_seconds`: a delivery the sender
+    /// need not retry (2xx) is a success.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Result::Accepted | Result::NoMatch | Result::Duplicate => "success",
+            _ => "error",
+        }
+    }
+}
+
+/// `event_type` when no event matched or processing stopped before matching.
+pub const NO_EVENT: &str = "none";
+/// `source` and `event_type` of a delivery to an unknown slug.
+pub const UNKNOWN: &str = "unknown";
+
+/// The per-source handles, resolved once per source name.
+struct SourceHandles {
+    deliveries: Vec<Arc<Counter>>,
+    verify: Arc<Histogram>,
+}
+
+/// How one delivery ended, as the metrics need it.
+#[derive(Debug)]
+pub struct Ended<'a> {
+    pub source: &'a str,
+    pub event_type: &'a str,
+    pub result: Result,
+    /// Bytes of the body when it was read whole.
+    pub payload_size: Option<usize>,
+    pub seconds: f64,
+}
+
+pub struct WebhookMetrics {
+    enabled: bool,
+    depth: Arc<UpDownGauge>,
+    payload_size: Arc<Family<Histogram>>,
+    processing: Arc<Family<Histogram>>,
+    events: Arc<Family<Counter>>,
+    deliveries: Arc<Family<Counter>>,
+    verify: Arc<Family<Histogram>>,
+    sources: RwLock<HashMap<Box<str>, Arc<SourceHandles>>>,
+}
+
+impl WebhookMetrics {
+    /// `enabled = false` keeps the families (so `/metrics` still lists them) but records nothing:
+    /// the baseline of the overhead measurement.
+    pub fn new(registry: &Registry, enabled: bool) -> Self {
+        Self {
+            enabled,
+            depth: registry.updown(&catalog::WEBHOOK_QUEUE_DEPTH).get(&[]),
+            payload_size: registry.histogram(&catalog::WEBHOOK_PAYLOAD_SIZE),
+            processing: registry.histogram(&catalog::WEBHOOK_PROCESSING_DURATION),
+            events: registry.counter(&catalog::WEBHOOK_EVENTS),
+            deliveries: registry.counter(&catalog::WEBHOOK_DELIVERIES),
+            verify: registry.histogram(&catalog::WEBHOOK_VERIFY_DURATION),
+            sources: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn source(&self, source: &str) -> Arc<SourceHandles> {
+        if let Some(h) = self.sources.read().get(source) {
+            return h.clone();
+        }
+        let handles = Arc::new(SourceHandles {
+            deliveries: RESULTS.iter().map(|r| self.deliveries.get(&[source, r.label()])).collect(),
+            verify: self.verify.get(&[source]),
+        });
+        self.sources.write().entry(source.into()).or_insert(handles).clone()
+    }
+
+    /// Counts a delivery as waiting or in process until the guard drops.
+    pub fn enter(&self) -> DepthGuard {
+        if self.enabled {
+            self.depth.inc();
+        }
+        DepthGuard { depth: self.enabled.then(|| self.depth.clone()) }
+    }
+
+    pub fn verified(&self, source: &str, seconds: f64) {
+        if self.enabled {
+            self.source(source).verify.observe(seconds);
+        }
+    }
+
+    /// Records the end of one delivery: exactly one `deliveries_total` increment.
+    pub fn ended(&self, e: &Ended<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let index = RESULTS.iter().position(|r| *r == e.result).unwrap_or(RESULTS.len() - 1);
+        if let Some(c) = self.source(e.source).deliveries.get(index) {
+            c.inc();
+        }
+        let outcome = e.result.outcome();
+        self.events.get(&[e.event_type, outcome]).inc();
+        self.processing.get(&[e.event_type, outcome]).observe(e.seconds);
+        if let Some(size) = e.payload_size {
+            self.payload_size.get(&[e.event_type, e.source]).observe(size as f64);
+        }
+    }
+}
+
+/// Decrements `queue_depth` when the delivery is finished (whatever way it ends, panics included).
+pub struct DepthGuard {
+    depth: Option<Arc<UpDownGauge>>,
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        if let Some(d) = &self.depth {
+            d.dec();
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The receiver end to end on PostgreSQL + Redis and on SQLite + the in-process cache: every
+//! status of the contract, dedupe states, reloads, and the exact metric movements.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use compozy_webhooks::WebhooksConfig;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_delivery_starts_a_run_the_worker_executes() {
+    for mut env in Env::both(WebhooksConfig::default()).await {
+        env.run_worker();
+        let id = |k: &str| format!("{k}-{}", uuid::Uuid::new_v4().simple());
+        let (status, _, body) = env.send(github("push", r#"{"repo":"a/b","commits":[1,2]}"#, Some(&id("d-1")))).await;
+        assert_eq!(status, 202, "{}: {body}", env.name);
+        assert_eq!(body["data"]["status"], "accepted");
+        assert_eq!(body["data"]["event"], "push");
+        let run_id = body["data"]["run_id"].as_str().expect("run id").to_string();
+        assert!(body["data"]["delivery_id"].is_string());
+
+        let queue = env.worker.queue().clone();
+        eventually("run succeeded", Duration::from_secs(10), || {
+            let (q, id) = (queue.clone(), run_id.clone());
+            async move { q.get_run(&id).await.ok().flatten().is_some_and(|r| r.status == "succeeded") }
+        })
+        .await;
+        let run = queue.get_run(&run_id).await.expect("read").expect("run");
+        assert_eq!((run.workflow_id.as_str(), run.input.clone()), ("gh-flow", json!({"repo": "a/b", "commits": 2})));
+
+        let t = env.text();
+        assert_eq!(env.deliveries("github", "accepted"), 1.0, "{}", env.name);
+        assert_eq!(env.deliveries_sum(), 1.0);
+        assert_eq!(sample(&t, r#"compozy_webhook_events_total{event_type="push",outcome="success"}"#), 1.0);
+        assert_eq!(sample(&t, r#"compozy_webhook_verify_duration_seconds_count{source="github"}"#), 1.0);
+        assert_eq!(sample(&t, r#"compozy_webhook_payload_size_bytes_count{event_type="push",source="github"}"#), 1.0);
+        assert_eq!(sample(&t, r#"compozy_webhook_payload_size_bytes_sum{event_type="push",source="github"}"#), 30.0);
+        assert_eq!(
+            sample(&t, r#"compozy_webhook_processing_duration_seconds_count{event_type="push",outcome="success"}"#),
+            1.0
+        );
+        assert!(t.contains("\ncompozy_webhook_queue_depth 0"), "present and back to zero: {t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_has_its_status_problem_and_counter() {
+    for env in Env::both(WebhooksConfig::default()).await {
+        let n = env.name;
+        let cases: Vec<(http::Request<axum::body::Body>, u16, &str, &str)> = vec![
+            (post("/api/v0/hooks/nope", "{}"), 404, "unknown", "not_found"),
+            (
+                {
+                    let mut r = github("push", r#"{"repo":"a/b"}"#, None);
+                    r.headers_mut().insert(
+                        "x-hub-signature-256",
+                        compozy_webhooks::verify::sign::github("wrong", b"x").parse().expect("hv"),
+                    );
+                    r
+                },
+                401,
+                "github",
+                "verification_failed",
+            ),
+            (github("push", "[1,2]", None), 400, "github", "bad_request"),
+            (github("push", "{not json", None), 400, "github", "bad_request"),
+            (github("push", r#"{"commits":[]}"#, None), 422, "github", "schema_error"),
+            (github("boom", r#"{"x":1}"#, None), 400, "github", "bad_request"),
+            (
+                post("/api/v0/hooks/open", &format!(r#"{{"pad":"{}"}}"#, "x".repeat(100))),
+                413,
+                "open",
+                "payload_too_large",
+            ),
+        ];
+        let total = cases.len();
+        for (req, want, source, result) in cases {
+            let before = env.deliveries(source, result);
+            let (status, headers, body) = env.send(req).await;
+            assert_eq!(status, want, "{n} {result}: {body}");
+            assert_eq!(headers["content-type"], "application/problem+json", "{n} {result}");
+            assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:compozy:problem:")), "{body}");
+            assert_eq!(env.deliveries(source, result), before + 1.0, "{n} {result}");
+        }
+        // No match is a 200, not a problem.
+        let (status, _, body) = env.send(github("issues", r#"{"x":1}"#, None)).await;
+        assert_eq!((status, body["data"]["status"].as_str()), (200, Some("no_matching_event")), "{n}");
+        assert_eq!(env.deliveries("github", "no_match"), 1.0);
+        assert_eq!(env.deliveries_sum(), (total + 1) as f64, "{n}: one increment per delivery");
+        let t = env.text();
+        assert_eq!(sample(&t, r#"compozy_webhook_events_total{event_type="unknown",outcome="error"}"#), 1.0, "{n}");
+        assert_eq!(sample(&t, r#"compozy_webhook_events_total{event_type="push",outcome="error"}"#), 1.0, "{n}");
+        assert_eq!(sample(&t, r#"compozy_webhook_events_total{event_type="none",outcome="success"}"#), 1.0, "{n}");
+        // The signature failure was timed; the unknown slug and the unsigned webhook were not.
+        assert_eq!(sample(&t, r#"compozy_webhook_verify_duration_seconds_count{source="github"}"#), 6.0, "{n}");
+        assert_eq!(sample(&t, r#"compozy_webhook_verify_duration_seconds_count{source="open"}"#), 0.0, "{n}");
+        // Nothing was stored.
+        let listed = env
+            .send(http::Request::get("/api/v0/hooks/deliveries").body(axum::body::Body::empty()).expect("req"))
+            .await;
+        assert_eq!(listed.2["data"]["deliveries"], json!([]), "{n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_in_progress_and_failed_then_retried() {
+    for env in Env::both(WebhooksConfig::default()).await {
+        let n = env.name;
+        // Redis outlives test runs: delivery ids are unique per run.
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let id = |k: &str| format!("{k}-{run}");
+        let first = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-1")))).await;
+        assert_eq!(first.0, 202, "{n}");
+        let again = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-1")))).await;
+        assert_eq!((again.0, again.2["data"]["status"].as_str()), (200, Some("duplicate")), "{n}");
+
+        // A failed delivery releases its key: the sender's corrected retry is processed.
+        let failed = env.send(github("push", r#"{"commits":[]}"#, Some(&id("dup-2")))).await;
+        assert_eq!(failed.0, 422, "{n}");
+        let retried = env.send(github("push", r#"{"repo":"c/d"}"#, Some(&id("dup-2")))).await;
+        assert_eq!(retried.0, 202, "{n}: {}", retried.2);
+
+        // Another delivery holds the key: 409 with Retry-After.
+        let key = compozy_webhooks::dedupe::cache_key("gh", &id("dup-3"));
+        let claimed = compozy_webhooks::dedupe::claim(&env.cache, &key, Duration::from_secs(30)).await.expect("claim");
+        assert_eq!(claimed, compozy_webhooks::dedupe::Claim::New);
+        let busy = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-3")))).await;
+        assert_eq!(busy.0, 409, "{n}");
+        assert!(busy.1.contains_key("retry-after"));
+
+        // X-Idempotency-Key wins over the provider id; a configured body path is the fallback.
+        let by_body = |key: &str| post("/api/v0/hooks/open", &format!(r#"{{"id":"{}"}}"#, id(key)));
+        assert_eq!(env.send(by_body("b-1")).await.0, 202, "{n}");
+        assert_eq!(env.send(by_body("b-1")).await.2["data"]["status"], "duplicate", "{n}");
+        assert_eq!(env.send(by_body("b-2")).await.0, 202, "{n}");
+
+        assert_eq!(env.deliveries("github", "duplicate"), 2.0, "{n}");
+        assert_eq!(env.deliveries("open", "duplicate"), 1.0, "{n}");
+        assert_eq!(env.deliveries_sum(), 8.0, "{n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_a_webhook_without_restart_and_log_lists_deliveries() {
+    for env in Env::both(WebhooksConfig { retention: Duration::from_secs(3600), ..WebhooksConfig::default() }).await {
+        let n = env.name;
+        assert_eq!(env.send(post("/api/v0/hooks/later", "{}")).await.0, 404, "{n}");
+        env.reload_with(
+            "workflows/later.yaml",
+            "resource: workflow\nid: later\ntriggers:\n  - {type: webhook, slug: later}\ntasks:\n  - {id: a, type: wait, duration: 0s}\n",
+        )
+        .await;
+        let (status, _, body) = env.send(post("/api/v0/hooks/later", r#"{"k":1}"#)).await;
+        assert_eq!(status, 202, "{n}: {body}");
+        let delivery = body["data"]["delivery_id"].as_str().expect("id").to_string();
+
+        let get = |uri: &str| http::Request::get(uri).body(axum::body::Body::empty()).expect("req");
+        let (_, _, listed) = env.send(get("/api/v0/hooks/deliveries?slug=later")).await;
+        let items = listed["data"]["deliveries"].as_array().expect("list").clone();
+        assert_eq!(items.len(), 1, "{n}: {listed}");
+        assert_eq!(
+            (items[0]["id"].as_str(), items[0]["payload_kept"].as_bool()),
+            (Some(delivery.as_str()), Some(true))
+        );
+
+        let replay = http::Request::post(format!("/api/v0/hooks/deliveries/{delivery}/replay"))
+            .body(axum::body::Body::empty())
+            .expect("req");
+        let (status, _, replayed) = env.send(replay).await;
+        assert_eq!(status, 202, "{n}: {replayed}");
+        assert_ne!(replayed["data"]["run_id"], body["data"]["run_id"]);
+        let (_, _, listed) = env.send(get("/api/v0/hooks/deliveries?slug=later&limit=1")).await;
+        assert_eq!(listed["data"]["deliveries"][0]["replay_of"].as_str(), Some(delivery.as_str()), "{n}");
+        let next = listed["data"]["next"].as_str().expect("a second page").to_string();
+        let (_, _, page2) = env.send(get(&format!("/api/v0/hooks/deliveries?slug=later&cursor={next}"))).await;
+        assert_eq!(page2["data"]["deliveries"][0]["id"].as_str(), Some(delivery.as_str()), "{n}: {page2}");
+        let (status, _, _) = env.send(get("/api/v0/hooks/deliveries?cursor=zzz")).await;
+        assert_eq!(status, 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_without_kept_payload_is_refused() {
+    let env = Env::embedded(WebhooksConfig::default()).await;
+    let (_, _, body) = env.send(post("/api/v0/hooks/open", r#"{"id":"r-1"}"#)).await;
+    let id = body["data"]["delivery_id"].as_str().expect("id");
+    let replay = http::Request::post(format!("/api/v0/hooks/deliveries/{id}/replay")).body(axum::body::Body::empty());
+    let (status, _, problem) = env.send(replay.expect("req")).await;
+    assert_eq!(status, 409, "{problem}");
+    let missing = http::Request::post("/api/v0/hooks/deliveries/nope/replay").body(axum::body::Body::empty());
+    assert_eq!(env.send(missing.expect("req")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_answers_503_with_retry_after() {
+    let config = WebhooksConfig { max_in_flight: 1, slot_wait: Duration::from_millis(20), ..WebhooksConfig::default() };
+    let env = Env::embedded(config).await;
+    // The first delivery holds the only slot while its body trickles in.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let stream = tokio_stream_from(rx);
+    let slow = http::Request::post("/api/v0/hooks/open").body(axum::body::Body::from_stream(stream)).expect("req");
+    let router = env.router.clone();
+    let held = tokio::spawn(async move { tower::ServiceExt::oneshot(router, slow).await });
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"id\":"))).await.expect("send");
+    let depth = || sample(&env.text(), "compozy_webhook_queue_depth");
+    eventually("first delivery in process", Duration::from_secs(5), || async { depth() == 1.0 }).await;
+
+    let (status, headers, body) = env.send(post("/api/v0/hooks/open", r#"{"id":"o-2"}"#)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["type"], "urn:compozy:problem:overloaded");
+    assert_eq!(env.deliveries("open", "overloaded"), 1.0);
+
+    tx.send(Ok(bytes::Bytes::from_static(b"\"o-1\"}"))).await.expect("send");
+    drop(tx);
+    let resp = held.await.expect("join").expect("infallible");
+    assert_eq!(resp.status(), 202);
+    assert_eq!(depth(), 0.0);
+    assert_eq!(env.deliveries_sum(), 2.0);
+}
+
+/// A stream over an mpsc receiver (without another dependency).
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures_core_stream::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_core_stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+mod futures_core_stream {
+    pub use futures_util::stream::{Stream, poll_fn};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cut_mid_test_answers_503_then_recovers() {
+    let proxy = Proxy::start(REDIS_ADDR).await;
+    let Some(cache) = redis_cache(&format!("redis://{}", proxy.addr())).await else { return };
+    let env = Env::open("sqlite+redis-proxy", None, None, cache, WebhooksConfig::default()).await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let with_id = |k: &str| post("/api/v0/hooks/open", &format!(r#"{{"id":"{k}-{run}"}}"#));
+    assert_eq!(env.send(with_id("c-1")).await.0, 202);
+
+    proxy.cut();
+    let (status, headers, body) = env.send(with_id("c-2")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(body["type"], "urn:compozy:problem:unavailable");
+    assert!(!body.to_string().contains("redis"), "no internals: {body}");
+    assert_eq!(env.deliveries("open", "error"), 1.0);
+    // A delivery without an ID does not need the cache and is still accepted.
+    assert_eq!(env.send(post("/api/v0/hooks/open", r#"{"k":1}"#)).await.0, 202);
+
+    proxy.restore();
+    let recovered = || async { env.send(with_id("c-2")).await.0 == 202 };
+    eventually("accepted after Redis is back", Duration::from_secs(10), recovered).await;
+}
