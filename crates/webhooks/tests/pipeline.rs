@@ -255,3 +255,22 @@ async fn redis_cut_mid_test_answers_503_then_recovers() {
     let recovered = || async { env.send(with_id("c-2")).await.0 == 202 };
     eventually("accepted after Redis is back", Duration::from_secs(10), recovered).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_delivery_insert_rolls_the_run_back() {
+    for env in Env::both(WebhooksConfig::default()).await {
+        let count = || async {
+            let filter = compozy_worker::RunFilter { limit: 100, ..Default::default() };
+            env.worker.queue().list_runs(&filter).await.expect("list").len()
+        };
+        let before = count().await;
+        let failed = env
+            .worker
+            .start_run_with("gh-flow", &json!({"repo": "x"}), |_, _| {
+                Box::pin(async { Err(sqlx::Error::Protocol("the caller's insert failed".into())) })
+            })
+            .await;
+        assert!(failed.is_err(), "{}", env.name);
+        assert_eq!(count().await, before, "{}: no run without its delivery record", env.name);
+    }
+}
