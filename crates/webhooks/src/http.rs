@@ -41,7 +41,7 @@ impl Webhooks {
         let _depth = self.inner.metrics.enter();
         let outcome = self.inner.process(req).await;
         let result = match &outcome.result {
-            Ok(_) => crate::metrics::Result::Accepted,
+            Ok(_) => crate::metrics::DeliveryResult::Accepted,
             Err(stop) => stop.result(),
         };
         self.inner.metrics.ended(&Ended {

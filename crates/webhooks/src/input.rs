@@ -1,5 +1,6 @@
 //! Filter evaluation and input rendering over the delivery context
-//! `{"body": <object>, "payload": <object>, "headers": {<lowercase name>: <value>}}`.
+//! `{"body": <object>, "headers": {<lowercase name>: <value>}}`; `payload` is another name for
+//! `body` (the Go engine's), resolved without a second copy of the body.
 //!
 //! Templates: a string that is exactly `{{ path }}` becomes the value at `path` (any JSON type;
 //! `null` when absent), `{{ path | length }}` its length; markers inside a longer string are
@@ -18,7 +19,7 @@ pub fn context(body: &Value, headers: &HeaderMap) -> Value {
         // First value wins for repeated headers; non-UTF-8 bytes are replaced, never rejected.
         h.entry(name.as_str()).or_insert_with(|| Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()));
     }
-    serde_json::json!({ "body": body, "payload": body, "headers": h })
+    serde_json::json!({ "body": body, "headers": h })
 }
 
 /// Why no event could be chosen.
@@ -38,10 +39,11 @@ pub fn select<'h>(
         return Ok(hook.events.first());
     }
     let mut cel_ctx = cel::Context::with_env(env.clone());
-    for name in ["body", "payload", "headers"] {
-        let v = cel::to_value(&ctx[name]).map_err(|_| FilterError::Evaluation)?;
-        cel_ctx.add_variable_from_value(name, v);
-    }
+    let body = cel::to_value(&ctx["body"]).map_err(|_| FilterError::Evaluation)?;
+    let headers = cel::to_value(&ctx["headers"]).map_err(|_| FilterError::Evaluation)?;
+    cel_ctx.add_variable_from_value("body", body.clone());
+    cel_ctx.add_variable_from_value("payload", body);
+    cel_ctx.add_variable_from_value("headers", headers);
     for event in &hook.events {
         let Some(program) = &event.compiled.filter else { return Ok(Some(event)) };
         match program.execute(&cel_ctx) {
@@ -96,6 +98,10 @@ fn eval(expr: &str, ctx: &Value) -> Value {
         Some((p, f)) => (p.trim(), Some(f.trim())),
         None => (expr.trim(), None),
     };
+    let path = match path.strip_prefix("payload") {
+        Some(rest) if rest.is_empty() || rest.starts_with('.') => format!("body{rest}"),
+        _ => path.to_string(),
+    };
     let v = path.split('.').try_fold(ctx, |v, key| match v {
         Value::Object(m) => m.get(key),
         Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -125,7 +131,7 @@ mod tests {
         let t = json!({
             "repo": "{{ body.repo.name }}", "count": "{{ body.commits | length }}", "n": "{{body.n}}",
             "msg": "{{ headers.x-e }} to {{ body.repo.name }} ({{ body.n }})", "missing": "{{ body.nope }}",
-            "first": "{{ body.commits.0 }}", "lit": 5, "list": ["{{ body.n }}"], "unknown": "{{ body.n | upper }}"
+            "first": "{{ payload.commits.0 }}", "lit": 5, "list": ["{{ body.n }}"], "unknown": "{{ body.n | upper }}"
         });
         assert_eq!(
             render(&t, &ctx),

@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 /// Why a delivery ended as it did: the `result` label of `compozy_webhook_deliveries_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Result {
+pub enum DeliveryResult {
     Accepted,
     NoMatch,
     Duplicate,
@@ -22,32 +22,32 @@ pub enum Result {
     Error,
 }
 
-pub const RESULTS: [Result; 10] = [
-    Result::Accepted,
-    Result::NoMatch,
-    Result::Duplicate,
-    Result::VerificationFailed,
-    Result::BadRequest,
-    Result::PayloadTooLarge,
-    Result::SchemaError,
-    Result::Overloaded,
-    Result::NotFound,
-    Result::Error,
+pub const RESULTS: [DeliveryResult; 10] = [
+    DeliveryResult::Accepted,
+    DeliveryResult::NoMatch,
+    DeliveryResult::Duplicate,
+    DeliveryResult::VerificationFailed,
+    DeliveryResult::BadRequest,
+    DeliveryResult::PayloadTooLarge,
+    DeliveryResult::SchemaError,
+    DeliveryResult::Overloaded,
+    DeliveryResult::NotFound,
+    DeliveryResult::Error,
 ];
 
-impl Result {
+impl DeliveryResult {
     pub fn label(self) -> &'static str {
         match self {
-            Result::Accepted => "accepted",
-            Result::NoMatch => "no_match",
-            Result::Duplicate => "duplicate",
-            Result::VerificationFailed => "verification_failed",
-            Result::BadRequest => "bad_request",
-            Result::PayloadTooLarge => "payload_too_large",
-            Result::SchemaError => "schema_error",
-            Result::Overloaded => "overloaded",
-            Result::NotFound => "not_found",
-            Result::Error => "error",
+            DeliveryResult::Accepted => "accepted",
+            DeliveryResult::NoMatch => "no_match",
+            DeliveryResult::Duplicate => "duplicate",
+            DeliveryResult::VerificationFailed => "verification_failed",
+            DeliveryResult::BadRequest => "bad_request",
+            DeliveryResult::PayloadTooLarge => "payload_too_large",
+            DeliveryResult::SchemaError => "schema_error",
+            DeliveryResult::Overloaded => "overloaded",
+            DeliveryResult::NotFound => "not_found",
+            DeliveryResult::Error => "error",
         }
     }
 
@@ -55,7 +55,7 @@ impl Result {
     /// need not retry (2xx) is a success.
     pub fn outcome(self) -> &'static str {
         match self {
-            Result::Accepted | Result::NoMatch | Result::Duplicate => "success",
+            DeliveryResult::Accepted | DeliveryResult::NoMatch | DeliveryResult::Duplicate => "success",
             _ => "error",
         }
     }
@@ -77,7 +77,7 @@ struct SourceHandles {
 pub struct Ended<'a> {
     pub source: &'a str,
     pub event_type: &'a str,
-    pub result: Result,
+    pub result: DeliveryResult,
     /// Bytes of the body when it was read whole.
     pub payload_size: Option<usize>,
     pub seconds: f64,

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::deliveries::NewDelivery;
-use crate::metrics::{NO_EVENT, Result as Res, UNKNOWN};
+use crate::metrics::{DeliveryResult as Res, NO_EVENT, UNKNOWN};
 use crate::{Inner, dedupe, input, verify};
 
 /// The event name (and `event_type` label) of a delivery to a webhook that declares no events.
@@ -269,7 +269,8 @@ fn unix_now() -> i64 {
     unix_ms() / 1000
 }
 
-pub(crate) fn unix_ms() -> i64 {
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

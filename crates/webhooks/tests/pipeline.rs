@@ -255,3 +255,44 @@ async fn redis_cut_mid_test_answers_503_then_recovers() {
     let recovered = || async { env.send(with_id("c-2")).await.0 == 202 };
     eventually("accepted after Redis is back", Duration::from_secs(10), recovered).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_delivery_insert_rolls_the_run_back() {
+    for env in Env::both(WebhooksConfig::default()).await {
+        let count = || async {
+            let filter = compozy_worker::RunFilter { limit: 100, ..Default::default() };
+            env.worker.queue().list_runs(&filter).await.expect("list").len()
+        };
+        let before = count().await;
+        let failed = env
+            .worker
+            .start_run_with("gh-flow", &json!({"repo": "x"}), |_, _| {
+                Box::pin(async { Err(sqlx::Error::Protocol("the caller's insert failed".into())) })
+            })
+            .await;
+        assert!(failed.is_err(), "{}", env.name);
+        assert_eq!(count().await, before, "{}: no run without its delivery record", env.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_kept_payloads() {
+    for env in Env::both(WebhooksConfig { retention: Duration::from_millis(1), ..WebhooksConfig::default() }).await {
+        let (status, _, body) = env.send(post("/api/v0/hooks/open", r#"{"k":"v"}"#)).await;
+        assert_eq!(status, 202, "{}", env.name);
+        let id = body["data"]["delivery_id"].as_str().expect("id").to_string();
+        let kept = |store| {
+            let id = id.clone();
+            async move {
+                let found = compozy_webhooks::deliveries::get_with_payload(store, &id).await.expect("read");
+                found.expect("delivery").1
+            }
+        };
+        assert_eq!(kept(&env.store).await.as_deref(), Some(r#"{"k":"v"}"#), "{}", env.name);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let cutoff = compozy_webhooks::pipeline::unix_ms() - 1;
+        let pruned = compozy_webhooks::deliveries::prune_payloads(&env.store, cutoff).await.expect("prune");
+        assert_eq!(pruned, 1, "{}", env.name);
+        assert_eq!(kept(&env.store).await, None, "{}", env.name);
+    }
+}
