@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use compozy_server::Problem;
+use compozy_core::problem::Problem;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
