@@ -18,9 +18,18 @@ pub struct Engine {
 impl Engine {
     /// Starts `compozy [args] serve` in `dir` with JSON logs and waits for its "listening" line.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
+        Engine::spawn(dir, args, "serve", env)
+    }
+
+    /// Starts `compozy [args] worker` (health and metrics endpoints only) like [`Engine::start`].
+    pub fn start_worker(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
+        Engine::spawn(dir, args, "worker", env)
+    }
+
+    fn spawn(dir: &Path, args: &[&str], command: &str, env: &[(&str, String)]) -> Engine {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .current_dir(dir)
             .env("COMPOZY_LOG_FORMAT", "json")
@@ -65,6 +74,12 @@ impl Engine {
             assert!(Instant::now() < deadline, "gave up waiting for: {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// SIGKILL: the process dies mid-work, as in a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit.
