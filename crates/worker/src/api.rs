@@ -101,7 +101,7 @@ async fn one(State(w): State<Worker>, Path(id): Path<String>) -> Response {
         Ok(None) => return problem(StatusCode::NOT_FOUND, "execution-not-found", "no execution with this id"),
         Err(e) => return failure(&e),
     };
-    match w.queue().run_tasks(&id).await {
+    match w.queue().run_history(&id).await {
         Ok(tasks) => ok(StatusCode::OK, serde_json::json!({"execution": run, "tasks": tasks}), "execution found"),
         Err(e) => failure(&e),
     }

@@ -82,14 +82,14 @@ async fn refreshes(inner: &Inner) {
 /// Reads what the gauges show at scrape time, and rescues expired leases.
 pub(crate) async fn refresh(inner: &Inner) {
     match inner.queue.rescue().await {
-        Ok((requeued, dead)) => {
-            for kind in &requeued {
+        Ok(rescued) => {
+            for kind in &rescued.requeued {
                 inner.metrics.retry(kind);
             }
-            for _ in &dead {
+            for _ in &rescued.dead {
                 inner.metrics.dead();
             }
-            if !requeued.is_empty() {
+            if !rescued.requeued.is_empty() {
                 inner.wake.notify_one();
             }
         }

@@ -14,8 +14,10 @@
 
 mod activity;
 pub mod api;
+pub mod attempts;
 mod backoff;
 mod clock;
+mod completion;
 pub mod config;
 mod dispatcher;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod runs;
 mod template;
 mod worker;
 
+pub use attempts::{Attempt, TaskHistory};
 pub use config::WorkerConfig;
 pub use error::WorkerError;
 pub use project::Project;

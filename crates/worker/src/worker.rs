@@ -15,11 +15,12 @@ use tokio::task::JoinSet;
 
 use crate::activity::{self, Limits, Outcome};
 use crate::clock::now_ms;
+use crate::completion::Completer;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::metrics::WorkerMetrics;
 use crate::project::Project;
-use crate::queue::{Claimed, Failed, Queue};
+use crate::queue::{Claimed, Failed, Queue, Success};
 use crate::runs::new_task;
 use crate::{backoff, dispatcher, template};
 
@@ -155,12 +156,13 @@ impl Worker {
         let acts = Arc::new(Semaphore::new(inner.config.max_concurrent_activities as usize));
         let wfs = Arc::new(Semaphore::new(inner.config.max_concurrent_workflows as usize));
         let mut running: JoinSet<()> = JoinSet::new();
+        let completer = Completer::spawn(inner.queue.clone(), inner.id.clone());
         // Its own task: polled inside this loop's select it would freeze whenever the loop awaits
         // a claim, and a claim may wait for the SQLite writer lock the frozen refresh holds.
         let _background = AbortOnDrop(tokio::spawn(dispatcher::background(self.inner.clone())));
         tokio::pin!(shutdown);
         loop {
-            if self.claim_round(&acts, &wfs, &mut running).await {
+            if self.claim_round(&acts, &wfs, &completer, &mut running).await {
                 // A full batch: more may be ready, so claim again unless shutting down.
                 tokio::select! {
                     biased;
@@ -170,7 +172,12 @@ impl Worker {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {
+                    // Successes are recorded in batches, so their tasks end together: collect
+                    // them all and claim one batch for the freed slots, not one claim each.
+                    tokio::task::yield_now().await;
+                    while running.try_join_next().is_some() {}
+                }
                 () = inner.wake.notified() => {}
                 () = tokio::time::sleep(inner.config.poll_interval) => {}
             }
@@ -196,7 +203,13 @@ impl Worker {
     }
 
     /// Claims what free slots allow; `true` when the batch was full (more may be waiting).
-    async fn claim_round(&self, acts: &Arc<Semaphore>, wfs: &Arc<Semaphore>, running: &mut JoinSet<()>) -> bool {
+    async fn claim_round(
+        &self,
+        acts: &Arc<Semaphore>,
+        wfs: &Arc<Semaphore>,
+        completer: &Completer,
+        running: &mut JoinSet<()>,
+    ) -> bool {
         let inner = &self.inner;
         let free = acts.available_permits().min(wfs.available_permits()).min(inner.config.claim_batch as usize);
         if free == 0 || inner.paused.load(Ordering::SeqCst) {
@@ -221,8 +234,8 @@ impl Worker {
             inner.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0);
             inner.metrics.snapshot.workflows.fetch_add(1, Ordering::Relaxed);
             inner.inflight.lock().insert(task.id.clone());
-            let me = self.inner.clone();
-            running.spawn(async move { execute(me, task, Slots { workflow, activity }).await });
+            let (me, completer) = (self.inner.clone(), completer.clone());
+            running.spawn(async move { execute(me, task, Slots { workflow, activity }, completer).await });
         }
         full
     }
@@ -250,7 +263,7 @@ impl Drop for Counted<'_> {
     }
 }
 
-async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots) {
+async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Completer) {
     let _workflow_gauge = Counted(&inner.metrics.snapshot.workflows);
     let registry = inner.project.registry();
     let resolved = resolve(&inner, &registry, &task).await;
@@ -261,32 +274,32 @@ async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots) {
         }
         Err(outcome) => (None, outcome),
     };
-    record(&inner, workflow, &task, outcome).await;
+    record(&inner, &completer, workflow, &task, outcome).await;
     inner.inflight.lock().remove(&task.id);
     drop(slots.workflow);
 }
 
-/// The workflow of `task` and the rendered input of its activity.
+/// The workflow of `task` and the context its activity's templates are rendered with.
 async fn resolve<'r>(
     inner: &Inner,
     registry: &'r compozy_autoload::ProjectRegistry,
     task: &Claimed,
 ) -> Result<(&'r Workflow, serde_json::Value), Outcome> {
-    let ctx = match inner.queue.context(&task.run_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(Outcome::Permanent("run not found".into())),
-        Err(e) => return Err(Outcome::Error(format!("reading the run failed: {e}"))),
-    };
-    let (workflow_id, input, outputs) = ctx;
     let workflow =
-        registry.workflow(&workflow_id).ok_or_else(|| Outcome::Permanent("workflow no longer loaded".into()))?;
+        registry.workflow(&task.workflow_id).ok_or_else(|| Outcome::Permanent("workflow no longer loaded".into()))?;
     let def = usize::try_from(task.position).ok().and_then(|p| workflow.tasks.get(p));
-    if def.is_none_or(|d| d.id.as_str() != task.name) {
+    let Some(def) = def.filter(|d| d.id.as_str() == task.name) else {
         return Err(Outcome::Permanent("task no longer in the workflow".into()));
-    }
+    };
+    // Only templates read earlier outputs: a first task or a wait needs no read of the run.
+    let outputs = if task.position == 0 || matches!(def.action, Action::Wait(_)) {
+        Vec::new()
+    } else {
+        inner.queue.outputs(&task.run_id).await.map_err(|e| Outcome::Error(format!("reading the run failed: {e}")))?
+    };
     let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
     let outputs = outputs.into_iter().map(|(id, o)| (id, o.as_deref().map(parse))).collect();
-    Ok((workflow, template::context(parse(&input), outputs)))
+    Ok((workflow, template::context(parse(&task.input), outputs)))
 }
 
 async fn run_activity(
@@ -333,19 +346,22 @@ async fn run_activity(
 
 /// Writes the attempt's outcome and advances the run; a store failure leaves the lease to
 /// expire, and the rescue re-queues the task.
-async fn record(inner: &Inner, workflow: Option<&Workflow>, task: &Claimed, outcome: Outcome) {
+async fn record(inner: &Inner, completer: &Completer, workflow: Option<&Workflow>, task: &Claimed, outcome: Outcome) {
     let q = &inner.queue;
     let result = match outcome {
         Outcome::Success(value) => {
             let next_pos = usize::try_from(task.position).unwrap_or(usize::MAX).saturating_add(1);
             let next = workflow.and_then(|w| new_task(w, &task.run_id, next_pos, &task.queue, now_ms()));
-            let done = q.succeed(task, &inner.id, &value.to_string(), next.as_ref()).await;
-            if next.is_some() && matches!(done, Ok(true)) {
+            let has_next = next.is_some();
+            let success =
+                Success { task_id: task.id.clone(), run_id: task.run_id.clone(), output: value.to_string(), next };
+            let done = completer.succeed(success).await;
+            if has_next && done == Some(true) {
                 inner.wake.notify_one();
             }
-            done.map(|_| None)
+            return;
         }
-        Outcome::Permanent(e) => q.fail(task, &inner.id, "error", &e, None, true).await.map(Some),
+        Outcome::Permanent(e) => q.fail(task, &inner.id, "error", &e, None, true).await,
         failed => {
             let error = match &failed {
                 Outcome::Error(e) => e.as_str(),
@@ -353,12 +369,12 @@ async fn record(inner: &Inner, workflow: Option<&Workflow>, task: &Claimed, outc
             };
             let policy = workflow.and_then(|w| usize::try_from(task.position).ok().and_then(|p| w.tasks.get(p)));
             let retry_at = policy.map(|d| now_ms() + millis(backoff::delay(&d.retry.backoff, task.attempt)));
-            q.fail(task, &inner.id, failed.label(), error, retry_at, false).await.map(Some)
+            q.fail(task, &inner.id, failed.label(), error, retry_at, false).await
         }
     };
     match result {
-        Ok(Some(Failed::Retried)) => inner.metrics.retry(&task.kind),
-        Ok(Some(Failed::Dead)) => inner.metrics.dead(),
+        Ok(Failed::Retried) => inner.metrics.retry(&task.kind),
+        Ok(Failed::Dead) => inner.metrics.dead(),
         Ok(_) => {}
         Err(e) => tracing::warn!(task = %task.id, error = %e, "recording a task outcome failed; its lease will expire"),
     }

@@ -132,3 +132,63 @@ async fn execution_api() {
     let (_, list) = call(&base, "GET", "/api/v0/workflows", None).await;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(7));
 }
+
+/// Every attempt of a task is visible in `GET /api/v0/executions/{id}`: the ended ones with
+/// outcome, error, output and the worker that ran them, and the one still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_show_every_attempt() {
+    for env in Env::both().await {
+        // The long task is still running at the end: do not wait for it at shutdown.
+        let config = compozy_worker::WorkerConfig { shutdown_timeout: Duration::from_millis(100), ..fast() };
+        let (w, _) = env.worker(config);
+        let mut router = axum::Router::new();
+        for (path, route) in compozy_worker::api::routes(w.clone()) {
+            router = router.route(path, route);
+        }
+        let base = serve(router).await;
+        let (s, h) = spawn(&w);
+        let failing = w.start_run("failing", &json!({})).await.expect("start");
+        let piped = w.start_run("pipe", &json!({"x": 1})).await.expect("start");
+        let long = w.start_run("long", &json!({})).await.expect("start");
+        finished(&w, &failing).await;
+        finished(&w, &piped).await;
+
+        let (_, body) = call(&base, "GET", &format!("/api/v0/executions/{failing}"), None).await;
+        let attempts = body["data"]["tasks"][0]["attempts"].as_array().expect("attempts").clone();
+        assert_eq!(attempts.len(), 3, "{body}");
+        for (i, a) in attempts.iter().enumerate() {
+            assert_eq!(a["attempt"], i + 1);
+            assert_eq!(a["outcome"], "error");
+            assert_eq!(a["error"], "tool exited with exit status: 3: boom");
+            assert_eq!(a["worker"], w.id());
+            assert!(a["started_at"].as_i64() <= a["finished_at"].as_i64(), "{a}");
+        }
+        // The backoff (initial 20 ms, ×2, drawn from the upper half) separates the attempts.
+        let gap = |i: usize| attempts[i + 1]["started_at"].as_i64().zip(attempts[i]["finished_at"].as_i64());
+        let (next, prev) = gap(0).expect("times");
+        assert!(next - prev >= 10, "{attempts:?}");
+        let (next, prev) = gap(1).expect("times");
+        assert!(next - prev >= 20, "{attempts:?}");
+
+        let (_, body) = call(&base, "GET", &format!("/api/v0/executions/{piped}"), None).await;
+        let first = &body["data"]["tasks"][0];
+        assert_eq!(first["attempts"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(
+            (&first["attempts"][0]["outcome"], &first["attempts"][0]["output"]),
+            (&json!("success"), &json!({"x": 1}))
+        );
+        assert_eq!(body["data"]["tasks"][2]["attempts"][0]["output"], json!({"v": "configured", "home": ""}));
+
+        eventually("the long task runs", Duration::from_secs(20), || async {
+            w.queue().run_tasks(&long).await.expect("tasks")[0].state == "running"
+        })
+        .await;
+        let (_, body) = call(&base, "GET", &format!("/api/v0/executions/{long}"), None).await;
+        let running = &body["data"]["tasks"][0]["attempts"];
+        assert_eq!(running.as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!((&running[0]["attempt"], &running[0]["outcome"]), (&json!(1), &Value::Null));
+        assert!(running[0]["started_at"].is_i64());
+        let _ = s.send(());
+        h.await.expect("stops");
+    }
+}

@@ -26,9 +26,19 @@ impl Engine {
     /// `dir` with JSON logs and waits for its "listening" line.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
         let key = create_user(dir, args, env, "admin@example.com", "admin");
+        Engine::spawn(dir, args, "serve", env, key)
+    }
+
+    /// Starts `compozy [args] worker` (health and metrics endpoints only, no API, no key) like
+    /// [`Engine::start`].
+    pub fn start_worker(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
+        Engine::spawn(dir, args, "worker", env, String::new())
+    }
+
+    fn spawn(dir: &Path, args: &[&str], command: &str, env: &[(&str, String)], key: String) -> Engine {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .current_dir(dir)
             .env("COMPOZY_LOG_FORMAT", "json")
@@ -58,7 +68,7 @@ impl Engine {
             headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("x-api-key"));
         let bearer = format!("Bearer {}", self.key);
         let mut all = headers.to_vec();
-        if !own {
+        if !own && !self.key.is_empty() {
             all.push(("authorization", &bearer));
         }
         http(self.addr, method, path, &all).expect("HTTP exchange")
@@ -81,6 +91,12 @@ impl Engine {
             assert!(Instant::now() < deadline, "gave up waiting for: {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// SIGKILL: the process dies mid-work, as in a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit.

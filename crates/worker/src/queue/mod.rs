@@ -1,6 +1,11 @@
 //! The durable queue: task rows claimed with leases. Statements and state machine: [`sql`].
 
+mod complete;
+mod rescue;
 pub mod sql;
+
+pub use complete::Success;
+pub use rescue::Rescued;
 
 use std::collections::BTreeMap;
 
@@ -81,6 +86,9 @@ pub struct Claimed {
     pub attempt: i32,
     pub max_attempts: i32,
     pub available_at: i64,
+    /// The run's workflow and input, read with the claim so a task needs no read of its run.
+    pub workflow_id: String,
+    pub input: String,
 }
 
 /// How a failed attempt ended.
@@ -110,7 +118,6 @@ static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 pub struct Queue {
     store: Store,
     postgres: bool,
-    claim_sql: String,
 }
 
 fn decode_claimed<R: Row>(row: &R) -> Result<Claimed, sqlx::Error>
@@ -130,13 +137,15 @@ where
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
         available_at: row.try_get("available_at")?,
+        workflow_id: row.try_get("workflow_id")?,
+        input: row.try_get("input")?,
     })
 }
 
 impl Queue {
     pub fn new(store: Store) -> Self {
         let postgres = store.backend() == "postgres";
-        Self { store, postgres, claim_sql: sql::claim(postgres) }
+        Self { store, postgres }
     }
 
     /// Held across a write on SQLite; nothing on PostgreSQL (row locks suffice there).
@@ -160,21 +169,35 @@ impl Queue {
         input: &str,
         first: &NewTask,
     ) -> Result<(), WorkerError> {
+        self.insert_runs(workflow_id, &[(run_id, input, first)]).await
+    }
+
+    /// Stores runs of `workflow_id` as `(run id, input, first task)` in one transaction with one
+    /// wake-up per queue: a bulk enqueue costs one commit, not one per run.
+    pub async fn insert_runs(&self, workflow_id: &str, runs: &[(&str, &str, &NewTask)]) -> Result<(), WorkerError> {
         let now = now_ms();
-        let task_id = uuid::Uuid::new_v4().to_string();
+        let mut queues: Vec<&str> = runs.iter().map(|(_, _, first)| first.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
         in_tx!(&mut conn, tx => {
-            sqlx::query(sql::INSERT_RUN).bind(run_id).bind(workflow_id).bind(input).bind(now).execute(&mut *tx).await?;
-            insert_task!(tx, &task_id, first, now);
+            for (run_id, input, first) in runs {
+                let task_id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(sql::INSERT_RUN).bind(*run_id).bind(workflow_id).bind(*input).bind(now).execute(&mut *tx).await?;
+                insert_task!(tx, &task_id, first, now);
+            }
             if self.postgres {
-                sqlx::query(sql::NOTIFY).bind(&first.queue).execute(&mut *tx).await?;
+                for queue in &queues {
+                    sqlx::query(sql::NOTIFY).bind(*queue).execute(&mut *tx).await?;
+                }
             }
         });
         Ok(())
     }
 
-    /// Claims up to `limit` ready tasks of `queue` for `owner` until `lease_until`.
+    /// Claims up to `limit` ready tasks of `queue` for `owner` until `lease_until`, marking the
+    /// runs of first tasks started. One round trip on PostgreSQL.
     pub async fn claim(
         &self,
         queue: &str,
@@ -185,14 +208,29 @@ impl Queue {
         let now = now_ms();
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
-        let claimed = on_conn!(&mut conn, c => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(self.claim_sql.as_str())).bind(owner).bind(lease_until).bind(now)
-                .bind(queue).bind(limit).fetch_all(&mut **c).await?;
-            rows.iter().map(decode_claimed).collect::<Result<Vec<_>, _>>()?
-        });
-        for t in claimed.iter().filter(|t| t.position == 0 && t.attempt == 1) {
-            on_conn!(&mut conn, c => sqlx::query(sql::MARK_RUN_STARTED).bind(&t.run_id).bind(now).execute(&mut **c).await.map(|_| ())?);
+        let claim = sql::claim(self.postgres);
+        // The same binds for both backends' query types.
+        macro_rules! bound {
+            () => {
+                sqlx::query(claim).bind(owner).bind(lease_until).bind(now).bind(queue).bind(limit)
+            };
         }
+        let claimed = match &mut conn {
+            StoreConn::Postgres(c) => {
+                let rows = bound!().fetch_all(&mut **c).await?;
+                rows.iter().map(decode_claimed).collect::<Result<Vec<_>, _>>()?
+            }
+            StoreConn::Sqlite(c) => {
+                let mut tx = c.begin().await?;
+                let rows = bound!().fetch_all(&mut *tx).await?;
+                let claimed = rows.iter().map(decode_claimed).collect::<Result<Vec<_>, _>>()?;
+                for t in claimed.iter().filter(|t| t.position == 0) {
+                    sqlx::query(sql::MARK_RUN_STARTED).bind(&t.run_id).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                claimed
+            }
+        };
         Ok(claimed)
     }
 
@@ -209,81 +247,6 @@ impl Queue {
                 .execute(&mut **c).await?.rows_affected());
         }
         Ok(n)
-    }
-
-    /// Marks `task` succeeded and advances its run: inserts `next`, or finishes the run with
-    /// `output` when there is none. `false` when the lease was lost (nothing written).
-    pub async fn succeed(
-        &self,
-        task: &Claimed,
-        owner: &str,
-        output: &str,
-        next: Option<&NewTask>,
-    ) -> Result<bool, WorkerError> {
-        let now = now_ms();
-        let next_id = uuid::Uuid::new_v4().to_string();
-        let _writer = self.writer().await;
-        let mut conn = self.store.acquire().await?;
-        let done = in_tx!(&mut conn, tx => {
-            let n = sqlx::query(sql::SUCCEED_TASK).bind(&task.id).bind(owner).bind(output).bind(now)
-                .execute(&mut *tx).await?.rows_affected();
-            if n == 1 {
-                let status: Option<String> = sqlx::query_scalar(sql::RUN_STATUS).bind(&task.run_id).fetch_optional(&mut *tx).await?;
-                let live = matches!(status.as_deref(), Some("pending" | "running"));
-                match next {
-                    Some(next) if live => {
-                        insert_task!(tx, &next_id, next, now);
-                        if self.postgres {
-                            sqlx::query(sql::NOTIFY).bind(&next.queue).execute(&mut *tx).await?;
-                        }
-                    }
-                    Some(_) => {}
-                    None => {
-                        sqlx::query(sql::SUCCEED_RUN).bind(&task.run_id).bind(output).bind(now).execute(&mut *tx).await?;
-                    }
-                }
-            }
-            n == 1
-        });
-        Ok(done)
-    }
-
-    /// Records a failed attempt: re-queued at `retry_at` when given and attempts remain,
-    /// otherwise dead (or `failed` when `permanent`), failing the run.
-    pub async fn fail(
-        &self,
-        task: &Claimed,
-        owner: &str,
-        outcome: &str,
-        error: &str,
-        retry_at: Option<i64>,
-        permanent: bool,
-    ) -> Result<Failed, WorkerError> {
-        let now = now_ms();
-        let _writer = self.writer().await;
-        let mut conn = self.store.acquire().await?;
-        let result = in_tx!(&mut conn, tx => {
-            match retry_at.filter(|_| !permanent && task.attempt < task.max_attempts) {
-                Some(at) => {
-                    let n = sqlx::query(sql::RETRY_TASK).bind(&task.id).bind(owner).bind(outcome).bind(error).bind(at)
-                        .execute(&mut *tx).await?.rows_affected();
-                    if n == 1 { Failed::Retried } else { Failed::Lost }
-                }
-                None => {
-                    let state = if permanent { "failed" } else { "dead" };
-                    let n = sqlx::query(sql::END_TASK).bind(&task.id).bind(owner).bind(outcome).bind(error).bind(state)
-                        .bind(now).execute(&mut *tx).await?.rows_affected();
-                    if n == 1 {
-                        let msg = format!("task `{}`: {error}", task.name);
-                        sqlx::query(sql::FAIL_RUN).bind(&task.run_id).bind(msg).bind(now).execute(&mut *tx).await?;
-                        if permanent { Failed::Failed } else { Failed::Dead }
-                    } else {
-                        Failed::Lost
-                    }
-                }
-            }
-        });
-        Ok(result)
     }
 
     /// Cancels a pending or running run and its waiting task; `false` when it had already ended
@@ -311,28 +274,6 @@ impl Queue {
         Ok(n)
     }
 
-    /// Re-queues tasks whose lease expired; returns the kinds re-queued and the (run, queue) of
-    /// those dead-lettered because they had no attempts left.
-    pub async fn rescue(&self) -> Result<(Vec<String>, Vec<(String, String)>), WorkerError> {
-        let now = now_ms();
-        let _writer = self.writer().await;
-        let mut conn = self.store.acquire().await?;
-        let out = in_tx!(&mut conn, tx => {
-            let rows = sqlx::query(sql::RESCUE).bind(now).fetch_all(&mut *tx).await?;
-            let kinds = rows.iter().map(|r| r.try_get::<String, _>("kind")).collect::<Result<Vec<_>, _>>()?;
-            let rows = sqlx::query(sql::RESCUE_DEAD).bind(now).fetch_all(&mut *tx).await?;
-            let mut dead = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let run: String = r.try_get("run_id")?;
-                sqlx::query(sql::FAIL_RUN).bind(&run).bind("lease expired on the last attempt").bind(now)
-                    .execute(&mut *tx).await?;
-                dead.push((run, r.try_get::<String, _>("queue")?));
-            }
-            (kinds, dead)
-        });
-        Ok(out)
-    }
-
     /// Ready, unclaimed tasks per queue.
     pub async fn depth(&self) -> Result<BTreeMap<String, Depth>, WorkerError> {
         let mut conn = self.store.acquire().await?;
@@ -346,23 +287,16 @@ impl Queue {
         Ok(rows)
     }
 
-    /// The run's workflow id, input, and the outputs of its succeeded tasks by task id.
-    pub async fn context(
-        &self,
-        run_id: &str,
-    ) -> Result<Option<(String, String, Vec<(String, Option<String>)>)>, WorkerError> {
+    /// The outputs of the run's succeeded tasks by task id, for templates.
+    pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, Option<String>)>, WorkerError> {
         let mut conn = self.store.acquire().await?;
         let out = on_conn!(&mut conn, c => {
-            let Some(run) = sqlx::query(sql::RUN_INPUT).bind(run_id).fetch_optional(&mut **c).await? else {
-                return Ok(None);
-            };
             let rows = sqlx::query(sql::RUN_OUTPUTS).bind(run_id).fetch_all(&mut **c).await?;
-            let outputs = rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("output")?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            (run.try_get("workflow_id")?, run.try_get("input")?, outputs)
+            rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("output")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
-        Ok(Some(out))
+        Ok(out)
     }
 }
 
-pub(crate) use on_conn;
+pub(crate) use {in_tx, insert_task, on_conn};

@@ -17,11 +17,17 @@
 //! Every transition out of `running` is guarded by `lease_owner` and `state = 'running'`: a
 //! worker whose lease was rescued and re-claimed elsewhere cannot finish the task a second time,
 //! so each task ends exactly once. A run has one task row at a time: the next row is inserted in
-//! the transaction that marks the previous one `succeeded`.
+//! the statement (or transaction) that marks the previous one `succeeded`. Each ended attempt
+//! (success, failure, timeout, expired lease) also gets a `task_attempts` row there; a graceful
+//! release does not count as an attempt and writes none.
 //!
-//! The text is shared by both backends (sqlx takes `$n` on SQLite too); only the claim differs:
-//! PostgreSQL skips rows other claimers hold, SQLite serialises writers, so one `UPDATE` is
-//! the whole single-writer transaction.
+//! Round trips per task are what bound throughput on PostgreSQL, so there a claim is one
+//! statement per batch that also marks first tasks' runs started and returns each run's
+//! workflow and input, and the successes a worker gathers while a flush is in flight are
+//! recorded (and their runs advanced, with one NOTIFY per queue) by one statement per batch.
+//! SQLite serialises writers, so its claim is a plain `UPDATE … RETURNING` and its batch is
+//! one transaction of the per-task statements. The rest of the text is shared by both backends
+//! (sqlx takes `$n` on SQLite too).
 
 pub const INSERT_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at) \
      VALUES ($1, $2, 'pending', $3, $4)";
@@ -32,15 +38,29 @@ pub const INSERT_TASK: &str = "INSERT INTO tasks (id, run_id, position, name, ki
 pub const NOTIFY: &str = "SELECT pg_notify('compozy_tasks', $1)";
 pub const CHANNEL: &str = "compozy_tasks";
 
-const CLAIM_SET: &str = "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
+/// SQLite: the single writer needs no row locks; the run's workflow and input ride along so a
+/// task needs no read of its run before it starts.
+const CLAIM_SQLITE: &str = "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
      lease_expires_at = $2, started_at = $3 WHERE id IN (SELECT id FROM tasks WHERE queue = $4 \
-     AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5";
-const CLAIM_RETURNING: &str =
-    ") RETURNING id, run_id, position, name, kind, queue, attempt, max_attempts, available_at";
+     AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5) \
+     RETURNING id, run_id, position, name, kind, queue, attempt, max_attempts, available_at, \
+     (SELECT workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id) AS workflow_id, \
+     (SELECT input FROM workflow_runs r WHERE r.id = tasks.run_id) AS input";
 
-pub fn claim(postgres: bool) -> String {
-    let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    format!("{CLAIM_SET}{lock}{CLAIM_RETURNING}")
+/// PostgreSQL, one round trip per batch: lock ready rows others do not hold, lease them, mark
+/// their runs started, and return each with its run's workflow and input. Every sub-statement
+/// sees the snapshot from before the statement, so the join reads the runs as they were.
+const CLAIM_POSTGRES: &str = "WITH picked AS MATERIALIZED (SELECT id FROM tasks WHERE queue = $4 \
+     AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+     claimed AS (UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, lease_owner = $1, \
+     lease_expires_at = $2, started_at = $3 FROM picked WHERE t.id = picked.id \
+     RETURNING t.id, t.run_id, t.position, t.name, t.kind, t.queue, t.attempt, t.max_attempts, t.available_at), \
+     started AS (UPDATE workflow_runs SET status = 'running', started_at = $3 \
+     WHERE id IN (SELECT run_id FROM claimed WHERE position = 0) AND status = 'pending') \
+     SELECT c.*, r.workflow_id, r.input FROM claimed c JOIN workflow_runs r ON r.id = c.run_id";
+
+pub fn claim(postgres: bool) -> &'static str {
+    if postgres { CLAIM_POSTGRES } else { CLAIM_SQLITE }
 }
 
 pub const MARK_RUN_STARTED: &str =
@@ -52,16 +72,44 @@ pub const EXTEND_LEASE: &str =
 
 pub const SUCCEED_TASK: &str = "UPDATE tasks SET state = 'succeeded', output = $3, last_outcome = 'success', \
      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = $4 \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING attempt, started_at";
+
+/// PostgreSQL: the successes of one batch in one statement. Per completed task (arrays `$2`–`$10`,
+/// `next_*` NULL when it was the run's last): mark it succeeded (guarded by the lease), record
+/// the attempt, then insert the run's next task if the run is still live, or finish the run;
+/// one NOTIFY per queue that received tasks. Returns the ids that were completed.
+pub const SUCCEED_BATCH: &str = "WITH d AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], \
+     $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[]) AS d(id, output, next_id, \
+     next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at)), \
+     done AS (UPDATE tasks t SET state = 'succeeded', output = d.output, last_outcome = 'success', \
+     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = $11 FROM d \
+     WHERE t.id = d.id AND t.lease_owner = $1 AND t.state = 'running' \
+     RETURNING t.id, t.run_id, t.attempt, t.started_at, t.output), \
+     history AS (INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, output) \
+     SELECT id, attempt, $1, started_at, $11, 'success', output FROM done), \
+     live AS (SELECT done.id, done.run_id FROM done JOIN workflow_runs r ON r.id = done.run_id \
+     WHERE r.status IN ('pending', 'running')), \
+     next AS (INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, max_attempts, \
+     available_at, created_at) SELECT d.next_id, live.run_id, d.next_position, d.next_name, d.next_kind, \
+     d.next_queue, 'available', 0, d.next_max_attempts, GREATEST(d.next_available_at, $11), $11 \
+     FROM d JOIN live ON live.id = d.id WHERE d.next_id IS NOT NULL RETURNING queue), \
+     finished AS (UPDATE workflow_runs r SET status = 'succeeded', output = done.output, finished_at = $11 \
+     FROM d JOIN done ON done.id = d.id WHERE r.id = done.run_id AND d.next_id IS NULL \
+     AND r.status IN ('pending', 'running')), \
+     woken AS (SELECT pg_notify('compozy_tasks', q.queue) FROM (SELECT DISTINCT queue FROM next) q) \
+     SELECT done.id, (SELECT count(*) FROM woken) AS woken FROM done";
+
+pub const INSERT_ATTEMPT: &str = "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, \
+     outcome, error, output) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 pub const RETRY_TASK: &str = "UPDATE tasks SET state = 'available', available_at = $5, last_outcome = $3, \
      last_error = $4, lease_owner = NULL, lease_expires_at = NULL \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING attempt, started_at";
 
 /// `$5` is `dead` (attempts exhausted) or `failed` (cannot run).
 pub const END_TASK: &str = "UPDATE tasks SET state = $5, last_outcome = $3, last_error = $4, \
      lease_owner = NULL, lease_expires_at = NULL, finished_at = $6 \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING attempt, started_at";
 
 pub const RUN_STATUS: &str = "SELECT status FROM workflow_runs WHERE id = $1";
 
@@ -81,16 +129,25 @@ pub const CANCEL_TASKS: &str =
 pub const RELEASE: &str = "UPDATE tasks SET state = 'available', attempt = attempt - 1, available_at = $2, \
      lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1 AND state = 'running'";
 
-pub const RESCUE: &str = "UPDATE tasks SET state = 'available', available_at = $1, last_outcome = 'error', \
-     last_error = 'lease expired', lease_owner = NULL, lease_expires_at = NULL \
-     WHERE state = 'running' AND lease_expires_at < $1 AND attempt < max_attempts RETURNING kind";
+/// Tasks whose lease expired; PostgreSQL appends `FOR UPDATE SKIP LOCKED` so that a task being
+/// completed right now (or rescued by another process) is left alone, and the rows read stay
+/// as read until the transaction ends.
+pub const EXPIRED: &str = "SELECT id, run_id, kind, queue, attempt, max_attempts, lease_owner, started_at \
+     FROM tasks WHERE state = 'running' AND lease_expires_at < $1";
 
-pub const RESCUE_DEAD: &str = "UPDATE tasks SET state = 'dead', last_outcome = 'error', \
-     last_error = 'lease expired', lease_owner = NULL, lease_expires_at = NULL, finished_at = $1 \
-     WHERE state = 'running' AND lease_expires_at < $1 AND attempt >= max_attempts RETURNING run_id, queue";
+pub const RESCUE_ONE: &str = "UPDATE tasks SET state = 'available', available_at = $2, last_outcome = 'error', \
+     last_error = 'lease expired', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND state = 'running'";
+
+pub const RESCUE_DEAD_ONE: &str = "UPDATE tasks SET state = 'dead', last_outcome = 'error', \
+     last_error = 'lease expired', lease_owner = NULL, lease_expires_at = NULL, finished_at = $2 \
+     WHERE id = $1 AND state = 'running'";
 
 pub const DEPTH: &str = "SELECT queue, COUNT(*) AS depth, MIN(available_at) AS oldest FROM tasks \
      WHERE state = 'available' AND available_at <= $1 GROUP BY queue";
+
+pub const RUN_ATTEMPTS: &str = "SELECT a.task_id, a.attempt, a.worker, a.started_at, a.finished_at, a.outcome, \
+     a.error, a.output FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.run_id = $1 \
+     ORDER BY t.position, a.attempt";
 
 pub const RUN_OUTPUTS: &str =
     "SELECT name, output FROM tasks WHERE run_id = $1 AND state = 'succeeded' ORDER BY position";

@@ -32,7 +32,7 @@ pub const PROJECT: &[(&str, &str)] = &[
     ("tools/echo.yaml", "resource: tool\nid: echo\ncommand: sh\nargs: [\"-c\", \"cat\"]\n"),
     ("tools/fail.yaml", "resource: tool\nid: fail\ncommand: sh\nargs: [\"-c\", \"echo boom >&2; exit 3\"]\n"),
     ("tools/forever.yaml", "resource: tool\nid: forever\ncommand: sh\nargs: [\"-c\", \"sleep 1000 & sleep 1000\"]\n"),
-    ("tools/noisy.yaml", "resource: tool\nid: noisy\ncommand: sh\nargs: [\"-c\", \"yes | head -c 5000000\"]\n"),
+    ("tools/noisy.yaml", "resource: tool\nid: noisy\ncommand: sh\nargs: [\"-c\", \"yes | head -c 100000000\"]\n"),
     (
         "tools/env.yaml",
         "resource: tool\nid: env\ncommand: sh\nargs: [\"-c\", \"printf '{\\\"v\\\": \\\"%s\\\", \\\"home\\\": \\\"%s\\\"}' \\\"$ONLY\\\" \\\"$HOME\\\"\"]\nenv:\n  ONLY: configured\n",
