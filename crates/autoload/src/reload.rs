@@ -63,7 +63,11 @@ struct Inner {
     ready: AtomicBool,
     /// Reloads run one at a time, so an older load can never replace a newer one.
     reloading: Mutex<()>,
+    /// Called with each registry put in service.
+    listeners: Mutex<Vec<Listener>>,
 }
+
+type Listener = Box<dyn Fn(&ProjectRegistry) + Send + Sync>;
 
 impl Autoloader {
     /// Validates the configuration and compiles its patterns; loads nothing yet. The registry
@@ -84,6 +88,7 @@ impl Autoloader {
             metrics: AutoloadMetrics::new(metrics, project),
             ready: AtomicBool::new(false),
             reloading: Mutex::new(()),
+            listeners: Mutex::new(Vec::new()),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -100,6 +105,12 @@ impl Autoloader {
     /// concurrent reload never changes what they see half-way.
     pub fn current(&self) -> Arc<ProjectRegistry> {
         self.inner.current.load_full()
+    }
+
+    /// Calls `f` with every registry put in service from now on (on the reloading thread; keep it
+    /// short), e.g. to create the metric series of newly configured names.
+    pub fn on_reload(&self, f: impl Fn(&ProjectRegistry) + Send + Sync + 'static) {
+        self.inner.listeners.lock().push(Box::new(f));
     }
 
     /// Whether a load has succeeded since start-up.
@@ -141,7 +152,9 @@ impl Autoloader {
         inner.metrics.record(&outcome.report);
         match outcome.registry {
             Some(registry) => {
-                inner.current.store(Arc::new(registry));
+                let registry = Arc::new(registry);
+                inner.current.store(registry.clone());
+                inner.listeners.lock().iter().for_each(|f| f(&registry));
                 inner.ready.store(true, Ordering::Release);
                 log_applied(&inner.project, &outcome.report);
                 Ok(outcome.report)

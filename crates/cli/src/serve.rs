@@ -86,6 +86,10 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("invalid webhooks configuration")?;
     let _pruner = webhooks.spawn_pruner();
+    autoloader.on_reload({
+        let webhooks = webhooks.clone();
+        move |registry| webhooks.prime_metrics(registry)
+    });
 
     let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
     if serves == Serves::All {

@@ -13,23 +13,25 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::Engine;
 use common::prometheus::{Prometheus, free_port, require_tool};
 use common::proxy::Proxy;
 use common::services::{TestDb, redis_up};
+use common::{Engine, post};
 use compozy_testkit::service_missing;
+use compozy_webhooks::verify::sign::hmac_hex;
 use serde_json::Value;
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
 
 /// Alerts the traffic below must set off (each named with the failure that causes it).
 const EXPECTED_FIRING: &[&str] = &[
-    "CompozyTargetDown",          // a scrape target nobody listens on
-    "MetricsCardinalityOverflow", // the embedded engine's tiny cap on compozy_http_requests_total
-    "HighAuthFailureRate",        // guessed keys outnumber good ones (65 failures to 42 successes)
-    "WorkerTasksDead",            // a task whose tool always fails, dead-lettered after its attempts
-    "AutoloadReloadFailing",      // a broken resource file reloaded before the first scrape
-    "PostgresConnectionTimeouts", // PostgreSQL cut away for a moment
+    "CompozyTargetDown",           // a scrape target nobody listens on
+    "MetricsCardinalityOverflow",  // the embedded engine's tiny cap on compozy_http_requests_total
+    "HighAuthFailureRate",         // guessed keys outnumber good ones (65 failures to 42 successes)
+    "WorkerTasksDead",             // a task whose tool always fails, dead-lettered after its attempts
+    "AutoloadReloadFailing",       // a broken resource file reloaded before the first scrape
+    "PostgresConnectionTimeouts",  // PostgreSQL partitioned away for a moment
+    "WebhookVerificationFailures", // 6 of 10 deliveries unsigned or wrongly signed
 ];
 
 #[test]
@@ -76,6 +78,7 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     assert!(up, "Prometheus never scraped both engines: {}", prometheus.query("up"));
     for engine in [&embedded, &server] {
         drive(engine);
+        deliver_webhooks(engine);
     }
     postgres_outage(&server, &proxy);
     for engine in [&embedded, &server] {
@@ -172,6 +175,43 @@ fn guess_keys(engine: &Engine) {
     assert!(guesses.contains(&401) && guesses.contains(&429), "{guesses:?}");
 }
 
+/// A workflow started by an HMAC-signed webhook.
+const HOOKED: &str = r#"resource: workflow
+id: hooked
+triggers:
+  - type: webhook
+    slug: deploys
+    source: ci
+    verify: { method: hmac, secret: e2e-webhook-secret, header: X-Signature, prefix: "sha256=" }
+    events:
+      - name: deploy
+        filter: 'body.action == "deploy"'
+        input: { service: "{{ body.service }}" }
+tasks:
+  - { id: pause, type: wait, duration: 10ms }
+"#;
+
+/// Signed deliveries (started runs and one no event matches), unsigned and wrongly signed ones.
+fn deliver_webhooks(engine: &Engine) {
+    let send = |body: &str, signature: Option<&str>| {
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(signature.map(|s| ("x-signature", s)));
+        post(engine.addr, "/api/v0/hooks/deploys", &headers, body).expect("exchange").0
+    };
+    let signed = |body: &str| format!("sha256={}", hmac_hex("e2e-webhook-secret", body.as_bytes()));
+    for i in 0..3 {
+        let body = format!(r#"{{"action":"deploy","service":"api-{i}"}}"#);
+        assert_eq!(send(&body, Some(&signed(&body))), 202);
+    }
+    let other = r#"{"action":"rollback"}"#;
+    assert_eq!(send(other, Some(&signed(other))), 200, "no event matches");
+    for i in 0..6 {
+        let body = format!(r#"{{"action":"deploy","service":"x-{i}"}}"#);
+        let wrong = format!("sha256={}", hmac_hex("not-the-secret", body.as_bytes()));
+        assert_eq!(send(&body, if i % 2 == 0 { Some(&wrong) } else { None }), 401);
+    }
+}
+
 fn write_project(root: &Path) {
     let files = [
         (
@@ -190,6 +230,7 @@ fn write_project(root: &Path) {
              tool: exit-3\n    timeout: 5s\n    retry: {max_attempts: 2, backoff: {initial: 50ms, max: 100ms, multiplier: 2}}\n",
         ),
         ("resources/exit-3.yaml", "resource: tool\nid: exit-3\ncommand: sh\nargs: [\"-c\", \"exit 3\"]\n"),
+        ("resources/hooked.yaml", HOOKED),
     ];
     for (path, text) in files {
         let path = root.join(path);

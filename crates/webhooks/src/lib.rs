@@ -67,7 +67,15 @@ impl Webhooks {
             worker,
             cache,
         };
+        inner.metrics.prime(&inner.worker.project().registry());
         Ok(Webhooks { inner: Arc::new(inner) })
+    }
+
+    /// Creates the metric series of `registry`'s webhooks at zero; call it with every reloaded
+    /// registry (`Autoloader::on_reload`), so a new webhook's first deliveries count as an
+    /// increase.
+    pub fn prime_metrics(&self, registry: &compozy_autoload::ProjectRegistry) {
+        self.inner.metrics.prime(registry);
     }
 
     pub fn config(&self) -> &WebhooksConfig {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use compozy_autoload::ProjectRegistry;
 use compozy_telemetry::{Counter, Family, Histogram, Registry, UpDownGauge, catalog};
 use parking_lot::RwLock;
 
@@ -127,6 +128,28 @@ impl WebhookMetrics {
             self.depth.inc();
         }
         DepthGuard { depth: self.enabled.then(|| self.depth.clone()) }
+    }
+
+    /// Creates, at zero, every series the project's webhooks can record: a series that appears
+    /// already at 1 gives `rate` and `increase` nothing to compare, so the first deliveries after
+    /// a start or a reload would be invisible to the alerts.
+    pub fn prime(&self, registry: &ProjectRegistry) {
+        if !self.enabled {
+            return;
+        }
+        for slug in registry.webhook_slugs() {
+            let Some((_, hook)) = registry.webhook(slug) else { continue };
+            let source = hook.source();
+            self.source(source);
+            let events = hook.events.iter().map(|e| e.name.as_str());
+            for event_type in events.chain([NO_EVENT, crate::pipeline::DEFAULT_EVENT]) {
+                for outcome in ["success", "error"] {
+                    self.events.get(&[event_type, outcome]);
+                    self.processing.get(&[event_type, outcome]);
+                }
+                self.payload_size.get(&[event_type, source]);
+            }
+        }
     }
 
     pub fn verified(&self, source: &str, seconds: f64) {

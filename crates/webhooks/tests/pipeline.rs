@@ -147,11 +147,17 @@ async fn reload_adds_a_webhook_without_restart_and_log_lists_deliveries() {
     for env in Env::both(WebhooksConfig { retention: Duration::from_secs(3600), ..WebhooksConfig::default() }).await {
         let n = env.name;
         assert_eq!(env.send(post("/api/v0/hooks/later", "{}")).await.0, 404, "{n}");
+        let accepted = "compozy_webhook_deliveries_total{source=\"later\",result=\"accepted\"}";
+        assert!(!env.text().contains(accepted), "{n}: no series before the webhook exists");
         env.reload_with(
             "workflows/later.yaml",
             "resource: workflow\nid: later\ntriggers:\n  - {type: webhook, slug: later}\ntasks:\n  - {id: a, type: wait, duration: 0s}\n",
         )
         .await;
+        // The reload created the new webhook's series at zero, before its first delivery: a
+        // series born at 1 would show no increase to `rate` or `increase`.
+        assert_eq!(env.deliveries("later", "accepted"), 0.0, "{n}");
+        assert!(env.text().contains(&format!("{accepted} 0")), "{n}");
         let (status, _, body) = env.send(post("/api/v0/hooks/later", r#"{"k":1}"#)).await;
         assert_eq!(status, 202, "{n}: {body}");
         let delivery = body["data"]["delivery_id"].as_str().expect("id").to_string();

@@ -139,10 +139,27 @@ impl Drop for Engine {
 
 /// One request on a fresh connection; `None` when nothing listens yet or the exchange breaks.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
+    exchange(addr, method, path, headers, "")
+}
+
+/// A POST with `body`, like [`http`].
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String, String)> {
+    exchange(addr, "POST", path, headers, body)
+}
+
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(s, "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: 0\r\n{extra}\r\n").ok()?;
+    let len = body.len();
+    write!(s, "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {len}\r\n{extra}\r\n{body}")
+        .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;
@@ -164,19 +181,4 @@ fn dechunk(mut rest: &str) -> Option<String> {
         out.push_str(after.get(..size)?);
         rest = after.get(size..)?.strip_prefix("\r\n")?;
     }
-}
-
-/// A POST with a body on a fresh connection; `None` when nothing listens or the exchange breaks.
-pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let len = body.len();
-    write!(s, "POST {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {len}\r\n{extra}\r\n{body}")
-        .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
-    Some((status, head.to_ascii_lowercase(), body.to_string()))
 }

@@ -145,6 +145,10 @@ impl Env {
         let metrics = registry();
         let worker = Worker::new(fast_worker(), store.clone(), project.clone(), &registry()).expect("worker");
         let webhooks = Webhooks::new(config, worker.clone(), cache.clone(), &metrics).expect("webhooks");
+        project.on_reload({
+            let webhooks = webhooks.clone();
+            move |registry| webhooks.prime_metrics(registry)
+        });
         let mut router = Router::new();
         for (path, route) in
             compozy_webhooks::routes(&webhooks).into_iter().chain(compozy_webhooks::admin_routes(&webhooks))
