@@ -25,7 +25,13 @@ impl Engine {
     /// Creates an admin (`compozy admin create-user`), then starts `compozy [args] serve` in
     /// `dir` with JSON logs and waits for its "listening" line.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
-        let key = create_user(dir, args, env, "admin@example.com", "admin");
+        // A restart in the same directory (same store) keeps the admin created the first time.
+        let saved = dir.join("admin.key");
+        let key = std::fs::read_to_string(&saved).unwrap_or_else(|_| {
+            let key = create_user(dir, args, env, "admin@example.com", "admin");
+            std::fs::write(&saved, &key).expect("save the admin key");
+            key
+        });
         Engine::spawn(dir, args, "serve", env, key)
     }
 

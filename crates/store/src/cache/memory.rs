@@ -4,7 +4,7 @@
 //! `sweep_interval` by a background task; the map never holds more than `max_entries` (when
 //! full, expired entries go first, then the one closest to expiry).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -18,52 +18,76 @@ pub(crate) const BACKEND: &str = "memory";
 
 struct Entry {
     value: Vec<u8>,
-    expires_at: Instant,
+    /// Also this entry's key in `Map::by_expiry`.
+    expires: (Instant, u64),
 }
 
 impl Entry {
     fn live(&self, now: Instant) -> bool {
-        self.expires_at > now
+        self.expires.0 > now
     }
 }
 
+/// The entries, and the same keys ordered by expiry (ties broken by insertion order), so that
+/// sweeping and evicting cost O(log n) per entry instead of a scan of the whole map.
 struct Map {
     entries: HashMap<String, Entry>,
+    by_expiry: BTreeMap<(Instant, u64), String>,
+    next_seq: u64,
     max_entries: usize,
 }
 
 impl Map {
+    fn new(max_entries: usize) -> Self {
+        Self { entries: HashMap::new(), by_expiry: BTreeMap::new(), next_seq: 0, max_entries }
+    }
+
     /// The live entry under `key`, dropping it if it has expired.
     fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
         if self.entries.get(key).is_some_and(|e| !e.live(now)) {
-            self.entries.remove(key);
+            self.remove(key);
         }
         self.entries.get_mut(key)
     }
 
-    fn sweep(&mut self, now: Instant) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| e.live(now));
-        before - self.entries.len()
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.by_expiry.remove(&entry.expires);
+        Some(entry)
     }
 
-    /// Frees a slot for a new key when the map is full.
-    fn make_room(&mut self, key: &str, now: Instant) {
+    /// Drops the entries that have expired, soonest first.
+    fn sweep(&mut self, now: Instant) -> usize {
+        let mut dropped = 0;
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            self.entries.remove(&key);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Frees a slot for a new key when the map is full: the entry closest to expiry goes (an
+    /// expired one if there is any, since they come first).
+    fn make_room(&mut self, key: &str) {
         if self.entries.len() < self.max_entries || self.entries.contains_key(key) {
             return;
         }
-        if self.sweep(now) > 0 {
-            return;
-        }
-        let soonest = self.entries.iter().min_by_key(|(_, e)| e.expires_at).map(|(k, _)| k.clone());
-        if let Some(k) = soonest {
-            self.entries.remove(&k);
+        if let Some((_, soonest)) = self.by_expiry.pop_first() {
+            self.entries.remove(&soonest);
         }
     }
 
     fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
-        self.make_room(key, now);
-        self.entries.insert(key.to_string(), Entry { value, expires_at: now + ttl.max(Duration::from_millis(1)) });
+        self.remove(key);
+        self.make_room(key);
+        let expires = (now + ttl.max(Duration::from_millis(1)), self.next_seq);
+        self.next_seq += 1;
+        self.by_expiry.insert(expires, key.to_string());
+        self.entries.insert(key.to_string(), Entry { value, expires });
     }
 }
 
@@ -83,7 +107,7 @@ impl MemoryCache {
     /// Creates the cache; inside a tokio runtime it also starts the sweeper, which ends when the
     /// last clone is dropped.
     pub fn new(config: &CacheConfig) -> Self {
-        let map = Map { entries: HashMap::new(), max_entries: config.max_entries.max(1) };
+        let map = Map::new(config.max_entries.max(1));
         let cache = MemoryCache { map: Arc::new(Mutex::new(map)) };
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(sweeper(Arc::downgrade(&cache.map), config.sweep_interval));
@@ -129,7 +153,7 @@ impl MemoryCache {
         let now = Instant::now();
         let mut map = self.map.lock();
         let live = map.live(key, now).is_some();
-        map.entries.remove(key);
+        map.remove(key);
         live
     }
 
