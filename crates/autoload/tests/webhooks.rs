@@ -122,3 +122,12 @@ fn bad_filter_schema_and_secrets_are_validation_errors_with_lines() {
     assert!(find("g.yaml").2.contains("body.<path>"));
     assert!(find("h.yaml").2.contains("secret"));
 }
+
+#[test]
+fn the_delivery_log_path_is_not_a_slug() {
+    let p = Project::new();
+    p.write("r.yaml", workflow_with("").replace("slug: hook", "slug: deliveries"));
+    let errors = errors_of(&p);
+    let r = errors.iter().find(|e| e.0 == "r.yaml").unwrap_or_else(|| panic!("{errors:?}"));
+    assert!(r.2.contains("reserved"), "{r:?}");
+}

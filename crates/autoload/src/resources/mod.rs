@@ -101,6 +101,9 @@ impl<'de> Deserialize<'de> for Id {
 #[serde(transparent)]
 pub struct Slug(String);
 
+/// Slugs whose `/api/v0/hooks/{slug}` path the engine uses itself (the delivery log).
+const RESERVED_SLUGS: &[&str] = &["deliveries"];
+
 impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
@@ -117,6 +120,10 @@ impl<'de> Deserialize<'de> for Slug {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         check_name(&s, 64, true).map_err(|why| serde::de::Error::custom(format!("invalid slug: {why}")))?;
+        if RESERVED_SLUGS.contains(&s.as_str()) {
+            let why = format!("invalid slug: `{s}` is reserved (/api/v0/hooks/{s} is an engine route)");
+            return Err(serde::de::Error::custom(why));
+        }
         Ok(Slug(s))
     }
 }
