@@ -1,6 +1,6 @@
 //! The delivery log: one row per accepted delivery, inserted in the run's transaction.
 
-use compozy_store::{Store, StoreConn};
+use compozy_store::Store;
 use compozy_worker::runs::{TxConn, TxFuture};
 use serde::Serialize;
 use sqlx::Row;
@@ -117,34 +117,19 @@ pub async fn list(store: &Store, f: &Filter) -> Result<Vec<Delivery>, compozy_st
     let limit = i64::from(f.limit.clamp(1, 500));
     let since = f.since.unwrap_or(0);
     let mut conn = store.acquire().await?;
-    let rows = match &mut conn {
-        StoreConn::Postgres(c) => {
-            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            let rows = q
-                .bind(&f.slug)
-                .bind(&f.result)
-                .bind(since)
-                .bind(before_at)
-                .bind(&before_id)
-                .bind(limit)
-                .fetch_all(&mut **c)
-                .await;
-            rows.and_then(|rs| rs.iter().map(decode).collect())
-        }
-        StoreConn::Sqlite(c) => {
-            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            let rows = q
-                .bind(&f.slug)
-                .bind(&f.result)
-                .bind(since)
-                .bind(before_at)
-                .bind(&before_id)
-                .bind(limit)
-                .fetch_all(&mut **c)
-                .await;
-            rows.and_then(|rs| rs.iter().map(decode).collect())
-        }
-    };
+    let rows = compozy_store::on_conn!(&mut conn, c => {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        let rows = q
+            .bind(&f.slug)
+            .bind(&f.result)
+            .bind(since)
+            .bind(before_at)
+            .bind(&before_id)
+            .bind(limit)
+            .fetch_all(&mut **c)
+            .await;
+        rows.and_then(|rs| rs.iter().map(decode).collect())
+    });
     rows.map_err(store_error)
 }
 
@@ -155,18 +140,11 @@ pub async fn get_with_payload(
 ) -> Result<Option<(Delivery, Option<String>)>, compozy_store::StoreError> {
     let sql = format!("SELECT {COLUMNS}, payload FROM webhook_deliveries WHERE id = $1");
     let mut conn = store.acquire().await?;
-    let row = match &mut conn {
-        StoreConn::Postgres(c) => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .fetch_optional(&mut **c)
-            .await
-            .and_then(|r| r.map(|r| Ok((decode(&r)?, r.try_get("payload")?))).transpose()),
-        StoreConn::Sqlite(c) => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .fetch_optional(&mut **c)
-            .await
-            .and_then(|r| r.map(|r| Ok((decode(&r)?, r.try_get("payload")?))).transpose()),
-    };
+    let row = compozy_store::on_conn!(&mut conn, c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .fetch_optional(&mut **c)
+        .await
+        .and_then(|r| r.map(|r| Ok((decode(&r)?, r.try_get("payload")?))).transpose()));
     row.map_err(store_error)
 }
 
@@ -174,10 +152,9 @@ pub async fn get_with_payload(
 pub async fn prune_payloads(store: &Store, cutoff: i64) -> Result<u64, compozy_store::StoreError> {
     const SQL: &str = "UPDATE webhook_deliveries SET payload = NULL WHERE payload IS NOT NULL AND created_at < $1";
     let mut conn = store.acquire().await?;
-    let done = match &mut conn {
-        StoreConn::Postgres(c) => sqlx::query(SQL).bind(cutoff).execute(&mut **c).await.map(|r| r.rows_affected()),
-        StoreConn::Sqlite(c) => sqlx::query(SQL).bind(cutoff).execute(&mut **c).await.map(|r| r.rows_affected()),
-    };
+    let done = compozy_store::on_conn!(&mut conn, c => {
+        sqlx::query(SQL).bind(cutoff).execute(&mut **c).await.map(|r| r.rows_affected())
+    });
     done.map_err(store_error)
 }
 

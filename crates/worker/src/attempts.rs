@@ -9,7 +9,6 @@ use sqlx::Row;
 use crate::error::WorkerError;
 use crate::queue::{Queue, on_conn, sql};
 use crate::runs::TaskRow;
-use compozy_store::StoreConn;
 
 /// One activity attempt. Times are Unix milliseconds; `outcome` is `success`, `error`, `timeout`,
 /// or `None` while it runs.

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
-use crate::queue::{NewTask, Queue, on_conn, sql};
+use crate::queue::{NewTask, Queue, insert_task, on_conn, sql};
 use compozy_store::StoreConn;
 
 /// Inserts a run and its first task inside the open transaction `$tx` (the text is the same on
@@ -20,17 +20,7 @@ macro_rules! insert_run_rows {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
-        sqlx::query(sql::INSERT_TASK)
-            .bind($task_id)
-            .bind(&$t.run_id)
-            .bind($t.position)
-            .bind(&$t.name)
-            .bind($t.kind)
-            .bind(&$t.queue)
-            .bind($t.max_attempts)
-            .bind($t.available_at.max($now))
-            .execute(&mut *$tx)
-            .await?;
+        insert_task!($tx, $task_id, $t, $now);
     };
 }
 

@@ -15,16 +15,6 @@ use sqlx::{Connection, Row};
 use crate::clock::now_ms;
 use crate::error::WorkerError;
 
-/// Runs `$body` with `$c` bound to the backend's connection (the same text for both).
-macro_rules! on_conn {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            StoreConn::Postgres($c) => $body,
-            StoreConn::Sqlite($c) => $body,
-        }
-    };
-}
-
 /// Runs `$body` in a transaction `$tx` (on SQLite, callers hold the process's writer lock).
 macro_rules! in_tx {
     ($conn:expr, $tx:ident => $body:expr) => {
@@ -299,4 +289,5 @@ impl Queue {
     }
 }
 
-pub(crate) use {in_tx, insert_task, on_conn};
+pub(crate) use compozy_store::on_conn;
+pub(crate) use {in_tx, insert_task};
