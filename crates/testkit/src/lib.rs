@@ -2,6 +2,9 @@
 
 pub mod postgres;
 pub mod proxy;
+pub mod scrape;
+
+pub use scrape::{eventually, sample, sample_opt};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,7 @@
 //! Test support: a store, the authenticator and a small router behind the middleware.
 #![allow(dead_code)]
 
+pub use compozy_testkit::sample;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,13 +133,6 @@ pub fn request(method: &str, path: &str, ip: &str, headers: &[(&str, &str)], bod
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-/// The value of the sample whose line starts with `prefix` (name and labels), 0 when absent.
-pub fn sample(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix).and_then(|r| r.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().expect("numeric sample"))
 }
 
 pub fn attempts(text: &str, outcome: &str, reason: &str, method: &str) -> f64 {

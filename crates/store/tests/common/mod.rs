@@ -31,12 +31,7 @@ pub fn render(registry: &Arc<Registry>) -> String {
 
 /// The value of the label-less sample `name` in `text`.
 pub fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .trim()
-        .parse()
-        .expect("numeric sample")
+    compozy_testkit::sample_opt(text, name).unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
 }
 
 /// Polls `cond` every 50 ms; panics after `limit` (a guard against hangs, not a timing check).

@@ -2,6 +2,7 @@
 //! a running worker and the webhook routes as one axum router; metric reading.
 #![allow(dead_code)]
 
+pub use compozy_testkit::{eventually, sample};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,13 +220,6 @@ fn write(root: &std::path::Path, path: &str, text: &str) {
     std::fs::write(p, text).expect("write resource");
 }
 
-/// The sample `series` (name plus `{labels}` exactly as rendered), 0 when absent.
-pub fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().expect("numeric sample"))
-}
-
 /// A signed GitHub-style delivery to `/api/v0/hooks/gh`.
 pub fn github(event: &str, body: &str, delivery: Option<&str>) -> Request<Body> {
     let mut b = Request::post("/api/v0/hooks/gh")
@@ -240,17 +234,4 @@ pub fn github(event: &str, body: &str, delivery: Option<&str>) -> Request<Body> 
 
 pub fn post(path: &str, body: &str) -> Request<Body> {
     Request::post(path).body(Body::from(body.to_string())).expect("request")
-}
-
-/// Polls `cond` until it holds; panics after `limit` (a hang guard, not a timing assertion).
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, cond: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -1,6 +1,7 @@
 //! Test support: per-test databases (PostgreSQL or SQLite), a project on disk, workers, metric reading.
 #![allow(dead_code)]
 
+pub use compozy_testkit::{eventually, sample};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,26 +144,6 @@ pub fn registry() -> Arc<Registry> {
 
 pub fn render(registry: &Arc<Registry>) -> String {
     compozy_telemetry::render(registry, Format::Prometheus)
-}
-
-/// The sample `series` (name plus `{labels}` exactly as rendered), 0 when absent.
-pub fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().expect("numeric sample"))
-}
-
-/// Polls `cond` until it holds; panics after `limit` (a hang guard, not a timing assertion).
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, cond: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Spawns `worker.run` until the returned sender fires (or the handle is aborted).
