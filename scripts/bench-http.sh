@@ -15,7 +15,7 @@ cargo build --release -q -p compozy-server --example bare_axum
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 ./target/release/examples/bare_axum 127.0.0.1:5101 &
-(cd "$work" && COMPOZY_LOG_LEVEL=warn "$OLDPWD/target/release/compozy" serve --listen 127.0.0.1:5102 2>"$work/engine.log") &
+(cd "$work" && COMPOZY_LOG_LEVEL=warn exec "$OLDPWD/target/release/compozy" serve --listen 127.0.0.1:5102 2>"$work/engine.log") &
 for port in 5101 5102; do
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { echo "server on :$port did not start" >&2; cat "$work/engine.log" >&2; exit 1; }
