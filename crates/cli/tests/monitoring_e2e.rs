@@ -27,7 +27,7 @@ const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
 const EXPECTED_FIRING: &[&str] = &[
     "CompozyTargetDown",           // a scrape target nobody listens on
     "MetricsCardinalityOverflow",  // the embedded engine's tiny cap on compozy_http_requests_total
-    "HighAuthFailureRate",         // guessed keys outnumber good ones (65 failures to 42 successes)
+    "HighAuthFailureRate",         // guessed keys outnumber good ones (about 100 failures to 42 successes)
     "WorkerTasksDead",             // a task whose tool always fails, dead-lettered after its attempts
     "AutoloadReloadFailing",       // a broken resource file reloaded before the first scrape
     "PostgresConnectionTimeouts",  // PostgreSQL partitioned away for a moment
@@ -143,9 +143,10 @@ fn drive(engine: &Engine) {
         let (status, _, body) = engine.request("POST", &format!("/api/v0/workflows/{workflow}/executions"), &[]);
         assert_eq!(status, 202, "{body}");
     }
-    // The `users` group allows 30 a minute: the rest are refused and counted by route.
-    let limited = (0..35).filter(|_| engine.get("/api/v0/users").0 == 429).count();
-    assert_eq!(limited, 5, "the users group limit");
+    // The `users` group allows 30 per fixed minute: of 65, at least 5 are refused (even when a
+    // window boundary falls in between) and counted by route.
+    let limited = (0..65).filter(|_| engine.get("/api/v0/users").0 == 429).count();
+    assert!(limited >= 5, "the users group limit: {limited} refused");
     engine.eventually("the failing task is dead-lettered", |e| {
         e.metric("compozy_worker_tasks_dead_total{queue_name=\"default\"}").is_some_and(|v| v >= 1.0)
     });
