@@ -61,14 +61,7 @@ async fn bench(name: &str, url: Option<String>, data: &std::path::Path, n: usize
     };
     let worker = Worker::new(config, store.clone(), Arc::new(autoloader), &metrics).expect("worker");
     worker.pause();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let w = worker.clone();
-    let handle = tokio::spawn(async move {
-        w.run(async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let (tx, handle) = spawn_run(&worker);
     let start = Instant::now();
     for _ in 0..n {
         worker.start_run("nop", &serde_json::json!({})).await.expect("start");
@@ -95,14 +88,7 @@ async fn bench(name: &str, url: Option<String>, data: &std::path::Path, n: usize
 }
 
 async fn live_latency(store: &Store, worker: &Worker, n: usize) -> (f64, f64) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let w = worker.clone();
-    let handle = tokio::spawn(async move {
-        w.run(async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let (tx, handle) = spawn_run(worker);
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         ids.push(worker.start_run("nop", &serde_json::json!({})).await.expect("start"));
@@ -132,4 +118,19 @@ async fn pending(store: &Store) -> i64 {
     }
     let c = conn.as_sqlite().expect("sqlite");
     sqlx::query(q).fetch_one(c).await.expect("count").get("n")
+}
+
+/// Runs `worker` in a task until the sender is used or dropped.
+fn spawn_run(
+    worker: &Worker,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), compozy_worker::WorkerError>>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let w = worker.clone();
+    let handle = tokio::spawn(async move {
+        w.run(async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    (tx, handle)
 }
