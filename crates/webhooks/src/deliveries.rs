@@ -1,12 +1,20 @@
-//! The delivery log: one row per accepted delivery, inserted in the run's transaction.
+//! The delivery log: one row per accepted delivery, inserted in its run's transaction.
 
 use compozy_store::Store;
+use compozy_worker::Companion;
 use compozy_worker::runs::{TxConn, TxFuture};
 use serde::Serialize;
 use sqlx::Row;
 
 const INSERT: &str = "INSERT INTO webhook_deliveries (id, slug, source, event, workflow_id, run_id, result, \
      dedupe_key, replay_of, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'accepted', $7, $8, $9, $10)";
+
+/// PostgreSQL: a group of deliveries (arrays `$1`–`$10`) in one statement.
+const INSERT_MANY: &str = "INSERT INTO webhook_deliveries (id, slug, source, event, workflow_id, run_id, result, \
+     dedupe_key, replay_of, payload, created_at) SELECT id, slug, source, event, workflow_id, run_id, 'accepted', \
+     dedupe_key, replay_of, payload, created_at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[]) AS d(id, slug, source, event, \
+     workflow_id, run_id, dedupe_key, replay_of, payload, created_at)";
 
 const COLUMNS: &str = "id, slug, source, event, workflow_id, run_id, result, dedupe_key, replay_of, created_at, \
      payload IS NOT NULL AS has_payload";
@@ -19,36 +27,56 @@ pub struct NewDelivery {
     pub source: String,
     pub event: String,
     pub workflow_id: String,
+    /// The run it started.
+    pub run_id: String,
     pub dedupe_key: Option<String>,
     pub replay_of: Option<String>,
     pub payload: Option<String>,
     pub created_at: i64,
 }
 
-impl NewDelivery {
-    /// The statement [`compozy_worker::Worker::start_run_with`] runs inside its transaction.
-    /// It owns the record, so the future borrows only the transaction and the run id.
-    pub fn insert<'c>(self, conn: TxConn<'c>, run_id: &'c str) -> TxFuture<'c> {
+/// Stored in the transaction of the runs they started (see [`compozy_worker::Starter`]).
+impl Companion for NewDelivery {
+    fn insert_all<'c>(rows: &'c [Self], conn: TxConn<'c>) -> TxFuture<'c> {
         Box::pin(async move {
-            macro_rules! bound {
-                () => {
-                    sqlx::query(INSERT)
-                        .bind(&self.id)
-                        .bind(&self.slug)
-                        .bind(&self.source)
-                        .bind(&self.event)
-                        .bind(&self.workflow_id)
-                        .bind(run_id)
-                        .bind(&self.dedupe_key)
-                        .bind(&self.replay_of)
-                        .bind(&self.payload)
-                        .bind(self.created_at)
-                };
-            }
             match conn {
-                TxConn::Postgres(c) => bound!().execute(c).await.map(|_| ()),
-                TxConn::Sqlite(c) => bound!().execute(c).await.map(|_| ()),
+                TxConn::Postgres(c) => {
+                    let text = |f: fn(&NewDelivery) -> &str| rows.iter().map(|d| f(d).to_string()).collect::<Vec<_>>();
+                    let opt =
+                        |f: fn(&NewDelivery) -> &Option<String>| rows.iter().map(|d| f(d).clone()).collect::<Vec<_>>();
+                    sqlx::query(INSERT_MANY)
+                        .bind(text(|d| &d.id))
+                        .bind(text(|d| &d.slug))
+                        .bind(text(|d| &d.source))
+                        .bind(text(|d| &d.event))
+                        .bind(text(|d| &d.workflow_id))
+                        .bind(text(|d| &d.run_id))
+                        .bind(opt(|d| &d.dedupe_key))
+                        .bind(opt(|d| &d.replay_of))
+                        .bind(opt(|d| &d.payload))
+                        .bind(rows.iter().map(|d| d.created_at).collect::<Vec<_>>())
+                        .execute(c)
+                        .await?;
+                }
+                TxConn::Sqlite(c) => {
+                    for d in rows {
+                        sqlx::query(INSERT)
+                            .bind(&d.id)
+                            .bind(&d.slug)
+                            .bind(&d.source)
+                            .bind(&d.event)
+                            .bind(&d.workflow_id)
+                            .bind(&d.run_id)
+                            .bind(&d.dedupe_key)
+                            .bind(&d.replay_of)
+                            .bind(&d.payload)
+                            .bind(d.created_at)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                }
             }
+            Ok(())
         })
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use compozy_store::Cache;
 use compozy_telemetry::Registry;
-use compozy_worker::Worker;
+use compozy_worker::{Starter, Worker};
 use tokio::sync::Semaphore;
 
 pub use config::WebhooksConfig;
@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     /// Runs are enqueued through it; webhooks are looked up in its project's current registry
     /// per delivery, so a reload applies to the next delivery.
     pub(crate) worker: Worker,
+    /// Stores each accepted delivery with its run, many per transaction under load.
+    pub(crate) starter: Starter<deliveries::NewDelivery>,
     pub(crate) cache: Cache,
     pub(crate) metrics: WebhookMetrics,
     pub(crate) slots: Semaphore,
@@ -57,12 +59,14 @@ pub(crate) struct Inner {
 }
 
 impl Webhooks {
+    /// Must be called on a Tokio runtime (the run starter's flushers are spawned on it).
     pub fn new(config: WebhooksConfig, worker: Worker, cache: Cache, registry: &Registry) -> Result<Self, String> {
         config.validate()?;
         let inner = Inner {
             metrics: WebhookMetrics::new(registry, config.metrics),
             slots: Semaphore::new(config.max_in_flight as usize),
             cel: Arc::new(cel::Env::stdlib()),
+            starter: worker.starter(),
             config,
             worker,
             cache,

@@ -177,21 +177,24 @@ impl Inner {
             let detail = format!("the input of event `{name}` does not match its schema");
             return (name, Err(Stop::SchemaError(detail)));
         }
+        let run = match self.worker.new_run(d.workflow_id, &run_input) {
+            Ok(run) => run,
+            Err(e) => return (name, Err(worker_stop(&e))),
+        };
         let delivery = NewDelivery {
             id: uuid::Uuid::new_v4().to_string(),
             slug: d.slug.to_string(),
             source: d.hook.source().to_string(),
             event: name.clone(),
             workflow_id: d.workflow_id.to_string(),
+            run_id: run.id.clone(),
             dedupe_key: dedupe_key.map(|k| k.trim_start_matches("webhook:dedupe:").to_string()),
             replay_of: d.replay_of.clone(),
             payload: (!self.config.retention.is_zero()).then(|| String::from_utf8_lossy(d.raw).into_owned()),
             created_at: unix_ms(),
         };
         let delivery_id = delivery.id.clone();
-        let started =
-            self.worker.start_run_with(d.workflow_id, &run_input, move |tx, run| delivery.insert(tx, run)).await;
-        let result = match started {
+        let result = match self.starter.start(run, delivery).await {
             Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: name.clone() }),
             Err(e) => Err(worker_stop(&e)),
         };

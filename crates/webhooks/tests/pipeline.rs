@@ -262,22 +262,44 @@ async fn redis_cut_mid_test_answers_503_then_recovers() {
     eventually("accepted after Redis is back", Duration::from_secs(10), recovered).await;
 }
 
+/// A companion row that fails its insert when `bad`, on either backend.
+struct Row {
+    bad: bool,
+}
+
+impl compozy_worker::Companion for Row {
+    fn insert_all<'c>(rows: &'c [Self], _: compozy_worker::runs::TxConn<'c>) -> compozy_worker::runs::TxFuture<'c> {
+        let bad = rows.iter().any(|r| r.bad);
+        Box::pin(async move {
+            if bad { Err(sqlx::Error::ColumnNotFound("the caller's insert failed".into())) } else { Ok(()) }
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_delivery_insert_rolls_the_run_back() {
+async fn a_failing_companion_row_rolls_back_its_run_only() {
     for env in Env::both(WebhooksConfig::default()).await {
-        let count = || async {
-            let filter = compozy_worker::RunFilter { limit: 100, ..Default::default() };
-            env.worker.queue().list_runs(&filter).await.expect("list").len()
+        let starter = env.worker.starter::<Row>();
+        let stored = |id: String| {
+            let q = env.worker.queue().clone();
+            async move { q.get_run(&id).await.expect("read").is_some() }
         };
-        let before = count().await;
-        let failed = env
-            .worker
-            .start_run_with("gh-flow", &json!({"repo": "x"}), |_, _| {
-                Box::pin(async { Err(sqlx::Error::Protocol("the caller's insert failed".into())) })
-            })
-            .await;
+        let run = || env.worker.new_run("gh-flow", &json!({"repo": "x"})).expect("run");
+        let bad = run();
+        let failed = starter.start(bad.clone(), Row { bad: true }).await;
         assert!(failed.is_err(), "{}", env.name);
-        assert_eq!(count().await, before, "{}: no run without its delivery record", env.name);
+        assert!(!stored(bad.id.clone()).await, "{}: no run without its companion row", env.name);
+
+        // Started together, they may share a transaction: the bad row must not sink the others.
+        let runs: Vec<_> = (0..40).map(|_| run()).collect();
+        let results = futures_util::future::join_all(
+            runs.iter().enumerate().map(|(i, r)| starter.start(r.clone(), Row { bad: i == 7 })),
+        )
+        .await;
+        for (i, (r, res)) in runs.iter().zip(&results).enumerate() {
+            assert_eq!(res.is_ok(), i != 7, "{}: start {i}: {res:?}", env.name);
+            assert_eq!(stored(r.id.clone()).await, i != 7, "{}: run {i}", env.name);
+        }
     }
 }
 

@@ -17,8 +17,7 @@ use compozy_autoload::{AutoloadConfig, Autoloader};
 use compozy_core::Secret;
 use compozy_store::{Store, StoreConfig, StoreConn};
 use compozy_telemetry::{Registry, RegistryOptions};
-use compozy_worker::Queue;
-use compozy_worker::runs::new_task;
+use compozy_worker::{NewRun, Queue};
 use sqlx::Row;
 
 const CHUNK: usize = 1000;
@@ -64,11 +63,9 @@ async fn enqueue(store: &Store, metrics: &Arc<Registry>, workflow: &str, n: usiz
     let mut left = n;
     while left > 0 {
         let take = left.min(CHUNK);
-        let ids: Vec<String> = (0..take).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-        let firsts: Vec<_> =
-            ids.iter().map(|id| new_task(wf, id, 0, "default", 0).ok_or("empty workflow")).collect::<Result<_, _>>()?;
-        let runs: Vec<_> = ids.iter().zip(&firsts).map(|(id, first)| (id.as_str(), "{}", first)).collect();
-        queue.insert_runs(workflow, &runs).await?;
+        let runs: Vec<NewRun> =
+            (0..take).map(|_| NewRun::of(wf, &serde_json::json!({}), "default")).collect::<Result<_, _>>()?;
+        queue.insert_runs(&runs).await?;
         left -= take;
     }
     println!("enqueued {n} runs in {:.2} s", started.elapsed().as_secs_f64());

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
+    /// `false`: this process claims no tasks (an API node whose runs `compozy worker` processes
+    /// execute); it still dispatches, heartbeats and reports queue metrics, with zero slots.
+    pub enabled: bool,
     /// The queue this process claims from and `start_run` enqueues on.
     pub queue: String,
     /// Activity slots of this process.
@@ -44,6 +47,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             queue: "default".into(),
             max_concurrent_activities: 16,
             max_concurrent_workflows: 16,
@@ -62,6 +66,11 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// `(activity, workflow)` slots of this process: none when it claims nothing.
+    pub fn slots(&self) -> (u32, u32) {
+        if self.enabled { (self.max_concurrent_activities, self.max_concurrent_workflows) } else { (0, 0) }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.queue.is_empty() || self.queue.len() > 64 {
             return Err("worker.queue must be 1 to 64 characters".into());

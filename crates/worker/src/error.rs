@@ -14,6 +14,9 @@ pub enum WorkerError {
     UnknownWorkflow(String),
     #[error("invalid worker configuration: {0}")]
     Config(String),
+    /// The process is shutting down: its run starter takes no more runs.
+    #[error("the worker is stopping")]
+    Stopped,
 }
 
 impl WorkerError {
@@ -23,7 +26,8 @@ impl WorkerError {
             WorkerError::Store(e) => e.retry_after(),
             WorkerError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_),
-            ) => Some(RETRY_AFTER),
+            )
+            | WorkerError::Stopped => Some(RETRY_AFTER),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ mod metrics;
 pub mod project;
 pub mod queue;
 pub mod runs;
+pub mod starter;
 mod template;
 mod worker;
 
@@ -32,6 +33,8 @@ pub use attempts::{Attempt, TaskHistory};
 pub use config::WorkerConfig;
 pub use error::WorkerError;
 pub use project::Project;
+pub use queue::NewRun;
 pub use queue::Queue;
 pub use runs::{Run, RunFilter, TaskRow};
+pub use starter::{Companion, Starter};
 pub use worker::Worker;

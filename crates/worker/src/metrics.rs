@@ -95,9 +95,14 @@ fn register_observed(registry: &Registry, snap: &Arc<Snapshot>, (acts, wfs): (u3
     registry.observe(&catalog::WORKER_MAX_CONCURRENT_ACTIVITIES, move |emit| emit(&[], f64::from(acts)));
     registry.observe(&catalog::WORKER_MAX_CONCURRENT_WORKFLOWS, move |emit| emit(&[], f64::from(wfs)));
     let s = snap.clone();
+    // A process without slots has no utilization (not 0: it would dilute a fleet's average).
     registry.observe(&catalog::WORKER_UTILIZATION, move |emit| {
-        emit(&["activity"], s.activities.load(Ordering::Relaxed) as f64 / f64::from(acts.max(1)));
-        emit(&["workflow"], s.workflows.load(Ordering::Relaxed) as f64 / f64::from(wfs.max(1)));
+        if acts > 0 {
+            emit(&["activity"], s.activities.load(Ordering::Relaxed) as f64 / f64::from(acts));
+        }
+        if wfs > 0 {
+            emit(&["workflow"], s.workflows.load(Ordering::Relaxed) as f64 / f64::from(wfs));
+        }
     });
     let s = snap.clone();
     registry.observe(&catalog::WORKER_TASK_QUEUE_DEPTH, move |emit| {

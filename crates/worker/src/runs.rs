@@ -6,23 +6,7 @@ use sqlx::Row;
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
-use crate::queue::{NewTask, Queue, insert_task, on_conn, sql};
-use compozy_store::StoreConn;
-
-/// Inserts a run and its first task inside the open transaction `$tx` (the text is the same on
-/// both backends).
-macro_rules! insert_run_rows {
-    ($tx:ident, $run_id:expr, $workflow:expr, $input:expr, $task_id:expr, $t:expr, $now:expr) => {
-        sqlx::query(sql::INSERT_RUN)
-            .bind($run_id)
-            .bind($workflow.id.as_str())
-            .bind($input)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-        insert_task!($tx, $task_id, $t, $now);
-    };
-}
+use crate::queue::{NewRun, NewTask, Queue, on_conn, sql};
 
 /// One run as stored. Times are Unix milliseconds.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -148,11 +132,9 @@ impl Queue {
         input: &serde_json::Value,
         queue: &str,
     ) -> Result<String, WorkerError> {
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let first = new_task(workflow, &run_id, 0, queue, now_ms())
-            .ok_or_else(|| WorkerError::UnknownWorkflow(workflow.id.as_str().to_string()))?;
-        self.insert_run(&run_id, workflow.id.as_str(), &input.to_string(), &first).await?;
-        Ok(run_id)
+        let run = NewRun::of(workflow, input, queue)?;
+        self.insert_runs(std::slice::from_ref(&run)).await?;
+        Ok(run.id)
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Option<Run>, WorkerError> {
@@ -191,7 +173,7 @@ impl Queue {
     }
 }
 
-/// A connection inside the open transaction of [`Queue::start_run_with`], on either backend.
+/// A connection inside the open transaction of [`Queue::insert_runs_with`], on either backend.
 #[derive(Debug)]
 pub enum TxConn<'c> {
     Postgres(&'c mut sqlx::PgConnection),
@@ -201,42 +183,12 @@ pub enum TxConn<'c> {
 /// What the caller's part of the transaction returns.
 pub type TxFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 
-impl Queue {
-    /// [`Queue::start_run`], with `extra` run in the same transaction after the run and its first
-    /// task are inserted: a caller's own row (a webhook delivery record) exists if and only if the
-    /// run does. `extra` gets the new run id. Returns the run id once committed.
-    pub async fn start_run_with<F>(
-        &self,
-        workflow: &Workflow,
-        input: &serde_json::Value,
-        queue: &str,
-        extra: F,
-    ) -> Result<String, WorkerError>
-    where
-        F: for<'c> FnOnce(TxConn<'c>, &'c str) -> TxFuture<'c>,
-    {
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
-        let first = new_task(workflow, &run_id, 0, queue, now)
+impl NewRun {
+    /// A run of `workflow` with `input` and a fresh id, its first task ready now on `queue`.
+    pub fn of(workflow: &Workflow, input: &serde_json::Value, queue: &str) -> Result<NewRun, WorkerError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let first = new_task(workflow, &id, 0, queue, now_ms())
             .ok_or_else(|| WorkerError::UnknownWorkflow(workflow.id.as_str().to_string()))?;
-        let (task_id, input) = (uuid::Uuid::new_v4().to_string(), input.to_string());
-        let _writer = self.writer().await;
-        let mut conn = self.store().acquire().await?;
-        match &mut conn {
-            StoreConn::Postgres(c) => {
-                let mut tx = sqlx::Connection::begin(&mut **c).await?;
-                insert_run_rows!(tx, &run_id, workflow, &input, &task_id, &first, now);
-                extra(TxConn::Postgres(&mut tx), &run_id).await?;
-                sqlx::query(sql::NOTIFY).bind(&first.queue).execute(&mut *tx).await?;
-                tx.commit().await?;
-            }
-            StoreConn::Sqlite(c) => {
-                let mut tx = sqlx::Connection::begin(&mut **c).await?;
-                insert_run_rows!(tx, &run_id, workflow, &input, &task_id, &first, now);
-                extra(TxConn::Sqlite(&mut tx), &run_id).await?;
-                tx.commit().await?;
-            }
-        }
-        Ok(run_id)
+        Ok(NewRun { id, workflow_id: workflow.id.as_str().to_string(), input: input.to_string(), first })
     }
 }

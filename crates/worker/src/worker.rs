@@ -20,8 +20,9 @@ use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::metrics::WorkerMetrics;
 use crate::project::Project;
-use crate::queue::{Claimed, Failed, Queue, Success};
+use crate::queue::{Claimed, Failed, NewRun, Queue, Success};
 use crate::runs::new_task;
+use crate::starter::{Companion, Starter};
 use crate::{backoff, dispatcher, template};
 
 /// A cheap handle; clones share one worker.
@@ -68,7 +69,7 @@ impl Worker {
         metrics: &Registry,
     ) -> Result<Worker, WorkerError> {
         config.validate().map_err(WorkerError::Config)?;
-        let slots = (config.max_concurrent_activities, config.max_concurrent_workflows);
+        let slots = config.slots();
         let stale_ms = i64::try_from(config.stale_after.as_millis()).unwrap_or(i64::MAX);
         let inner = Inner {
             metrics: WorkerMetrics::new(metrics, &config.queue, slots, stale_ms),
@@ -130,22 +131,19 @@ impl Worker {
         Ok(id)
     }
 
-    /// [`Worker::start_run`] with `extra` in the same transaction (see [`Queue::start_run_with`]).
-    pub async fn start_run_with<F>(
-        &self,
-        workflow_id: &str,
-        input: &serde_json::Value,
-        extra: F,
-    ) -> Result<String, WorkerError>
-    where
-        F: for<'c> FnOnce(crate::runs::TxConn<'c>, &'c str) -> crate::runs::TxFuture<'c>,
-    {
+    /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`].
+    pub fn new_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<NewRun, WorkerError> {
         let registry = self.inner.project.registry();
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
-        let id = self.inner.queue.start_run_with(workflow, input, &self.inner.config.queue, extra).await?;
-        self.inner.wake.notify_one();
-        Ok(id)
+        NewRun::of(workflow, input, &self.inner.config.queue)
+    }
+
+    /// Group-committing run starts with rows of type `C` stored beside them (see [`Starter`]);
+    /// spawns its flushers on the current runtime. This process's worker is woken per commit.
+    pub fn starter<C: Companion>(&self) -> Starter<C> {
+        let inner = self.inner.clone();
+        Starter::spawn(self.inner.queue.clone(), Arc::new(move || inner.wake.notify_one()))
     }
 
     /// Runs until `shutdown` completes, then stops claiming, lets running activities finish up
@@ -153,8 +151,9 @@ impl Worker {
     pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), WorkerError> {
         let inner = &self.inner;
         dispatcher::register(inner).await;
-        let acts = Arc::new(Semaphore::new(inner.config.max_concurrent_activities as usize));
-        let wfs = Arc::new(Semaphore::new(inner.config.max_concurrent_workflows as usize));
+        let (acts, wfs) = inner.config.slots();
+        // Without slots (`worker.enabled: false`) nothing is ever claimed.
+        let (acts, wfs) = (Arc::new(Semaphore::new(acts as usize)), Arc::new(Semaphore::new(wfs as usize)));
         let mut running: JoinSet<()> = JoinSet::new();
         let completer = Completer::spawn(inner.queue.clone(), inner.id.clone());
         // Its own task: polled inside this loop's select it would freeze whenever the loop awaits

@@ -207,6 +207,32 @@ async fn depth_and_age_grow_while_paused_and_drain_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_node_enqueues_but_never_claims() {
+    for env in Env::both().await {
+        let (api, m) = env.worker(WorkerConfig { enabled: false, ..fast() });
+        let (s, h) = spawn(&api);
+        let id = api.start_run("noop", &json!({})).await.expect("start");
+        let depth = "compozy_worker_task_queue_depth{queue_name=\"default\"}";
+        eventually("the run waits in the queue", LIMIT, || async { sample(&render(&m), depth) == 1.0 }).await;
+        tokio::time::sleep(fast().poll_interval * 3).await;
+        let run = api.queue().get_run(&id).await.expect("read").expect("run");
+        assert_eq!(run.status, "pending", "{}: an API node claims nothing", env.name());
+        let t = render(&m);
+        assert_eq!(sample(&t, "compozy_worker_max_concurrent_activities"), 0.0, "{t}");
+        assert!(!t.contains("compozy_worker_utilization_ratio{"), "no utilization without slots: {t}");
+
+        // A worker process on the same store runs it.
+        let (w, _) = env.worker(fast());
+        let (sw, hw) = spawn(&w);
+        assert_eq!(finished(&w, &id).await.status, "succeeded", "{}", env.name());
+        for (stop, handle) in [(s, h), (sw, hw)] {
+            let _ = stop.send(());
+            handle.await.expect("stops");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_a_run_and_shutdown_releases_leases() {
     for env in Env::both().await {
         let config = WorkerConfig { shutdown_timeout: Duration::from_millis(100), ..fast() };

@@ -14,6 +14,8 @@ use sqlx::{Connection, Row};
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
+use crate::runs::TxConn;
+use crate::starter::Companion;
 
 /// Runs `$body` in a transaction `$tx` (on SQLite, callers hold the process's writer lock).
 macro_rules! in_tx {
@@ -62,6 +64,17 @@ pub struct NewTask {
     pub queue: String,
     pub max_attempts: i32,
     pub available_at: i64,
+}
+
+/// A run to store with its first task; the id is chosen before the insert, so rows stored in
+/// the same transaction can refer to it.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub id: String,
+    pub workflow_id: String,
+    /// JSON text.
+    pub input: String,
+    pub first: NewTask,
 }
 
 /// A task this worker holds the lease of.
@@ -151,38 +164,48 @@ impl Queue {
         self.postgres
     }
 
-    /// Stores a run and its first task in one transaction, then wakes listeners.
-    pub async fn insert_run(
-        &self,
-        run_id: &str,
-        workflow_id: &str,
-        input: &str,
-        first: &NewTask,
-    ) -> Result<(), WorkerError> {
-        self.insert_runs(workflow_id, &[(run_id, input, first)]).await
+    /// Stores runs with their first tasks in one transaction, with one wake-up per queue: a
+    /// bulk enqueue (or a group of webhook deliveries) costs one commit, not one per run.
+    pub async fn insert_runs(&self, runs: &[NewRun]) -> Result<(), WorkerError> {
+        self.insert_runs_with::<()>(runs, &[]).await
     }
 
-    /// Stores runs of `workflow_id` as `(run id, input, first task)` in one transaction with one
-    /// wake-up per queue: a bulk enqueue costs one commit, not one per run.
-    pub async fn insert_runs(&self, workflow_id: &str, runs: &[(&str, &str, &NewTask)]) -> Result<(), WorkerError> {
+    /// [`Queue::insert_runs`] with a caller's `rows` inserted in the same transaction after the
+    /// runs and their first tasks: webhook delivery records exist if and only if their runs do.
+    /// On PostgreSQL each table gets one multi-row statement.
+    pub async fn insert_runs_with<C: Companion>(&self, runs: &[NewRun], rows: &[C]) -> Result<(), WorkerError> {
         let now = now_ms();
-        let mut queues: Vec<&str> = runs.iter().map(|(_, _, first)| first.queue.as_str()).collect();
+        let mut queues: Vec<&str> = runs.iter().map(|r| r.first.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
-        in_tx!(&mut conn, tx => {
-            for (run_id, input, first) in runs {
-                let task_id = uuid::Uuid::new_v4().to_string();
-                sqlx::query(sql::INSERT_RUN).bind(*run_id).bind(workflow_id).bind(*input).bind(now).execute(&mut *tx).await?;
-                insert_task!(tx, &task_id, first, now);
-            }
-            if self.postgres {
+        match &mut conn {
+            StoreConn::Postgres(c) => {
+                let mut tx = c.begin().await?;
+                insert_runs_postgres(&mut tx, runs, now).await?;
+                C::insert_all(rows, TxConn::Postgres(&mut tx)).await?;
                 for queue in &queues {
                     sqlx::query(sql::NOTIFY).bind(*queue).execute(&mut *tx).await?;
                 }
+                tx.commit().await?;
             }
-        });
+            StoreConn::Sqlite(c) => {
+                let mut tx = c.begin().await?;
+                for run in runs {
+                    sqlx::query(sql::INSERT_RUN)
+                        .bind(&run.id)
+                        .bind(&run.workflow_id)
+                        .bind(&run.input)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_task!(tx, uuid::Uuid::new_v4().to_string(), run.first, now);
+                }
+                C::insert_all(rows, TxConn::Sqlite(&mut tx)).await?;
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
@@ -287,6 +310,32 @@ impl Queue {
         });
         Ok(out)
     }
+}
+
+/// The runs and their first tasks as two statements of arrays, whatever their number.
+async fn insert_runs_postgres(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i64) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&NewRun) -> &str| runs.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+    sqlx::query(sql::INSERT_RUNS_POSTGRES)
+        .bind(col(|r| &r.id))
+        .bind(col(|r| &r.workflow_id))
+        .bind(col(|r| &r.input))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let task_ids: Vec<String> = runs.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    sqlx::query(sql::INSERT_TASKS_POSTGRES)
+        .bind(task_ids)
+        .bind(col(|r| &r.id))
+        .bind(runs.iter().map(|r| r.first.position).collect::<Vec<_>>())
+        .bind(col(|r| &r.first.name))
+        .bind(col(|r| r.first.kind))
+        .bind(col(|r| &r.first.queue))
+        .bind(runs.iter().map(|r| r.first.max_attempts).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.first.available_at).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 pub(crate) use compozy_store::on_conn;

@@ -35,6 +35,18 @@ pub const INSERT_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status
 pub const INSERT_TASK: &str = "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, \
      max_attempts, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'available', 0, $7, $8, $8)";
 
+/// PostgreSQL: many runs (arrays `$1`–`$3`) in one statement.
+pub const INSERT_RUNS_POSTGRES: &str = "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at) \
+     SELECT id, workflow_id, 'pending', input, $4 FROM unnest($1::text[], $2::text[], $3::text[]) \
+     AS r(id, workflow_id, input)";
+
+/// PostgreSQL: many first tasks (arrays `$1`–`$8`) in one statement.
+pub const INSERT_TASKS_POSTGRES: &str = "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, \
+     attempt, max_attempts, available_at, created_at) SELECT id, run_id, position, name, kind, queue, 'available', \
+     0, max_attempts, GREATEST(available_at, $9), $9 FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], \
+     $5::text[], $6::text[], $7::int4[], $8::int8[]) AS t(id, run_id, position, name, kind, queue, max_attempts, \
+     available_at)";
+
 pub const NOTIFY: &str = "SELECT pg_notify('compozy_tasks', $1)";
 pub const CHANNEL: &str = "compozy_tasks";
 

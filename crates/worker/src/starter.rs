@@ -1,0 +1,141 @@
+//! Group commit of run starts: runs started while a commit is in flight are stored together by
+//! the next one, so under load one transaction (and one WAL flush) starts many runs, and a lone
+//! start is stored at once (nothing waits for a batch to fill). Each caller still gets its own
+//! answer only after its run is committed.
+//!
+//! A caller's own rows ride along in the same transaction ([`Companion`]): a webhook delivery
+//! record exists if and only if its run does.
+
+use std::sync::Arc;
+
+use compozy_store::{StoreError, Unavailable};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::error::WorkerError;
+use crate::queue::{NewRun, Queue};
+use crate::runs::{TxConn, TxFuture};
+
+/// Most runs in one transaction: bounds the statements' array sizes.
+const MAX_BATCH: usize = 256;
+
+/// Transactions in flight at once: one is collecting while the other commits.
+const FLUSHERS: usize = 2;
+
+/// Rows a caller stores with the runs it starts.
+pub trait Companion: Send + Sync + Sized + 'static {
+    /// Inserts `rows` inside the runs' open transaction (each row knows its run's id).
+    fn insert_all<'c>(rows: &'c [Self], conn: TxConn<'c>) -> TxFuture<'c>;
+}
+
+/// Nothing stored beside the runs.
+impl Companion for () {
+    fn insert_all<'c>(_: &'c [()], _: TxConn<'c>) -> TxFuture<'c> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct Pending<C> {
+    run: NewRun,
+    row: C,
+    reply: oneshot::Sender<Result<(), WorkerError>>,
+}
+
+/// Handle to the flushers; they stop when every handle is dropped.
+pub struct Starter<C> {
+    tx: mpsc::UnboundedSender<Pending<C>>,
+}
+
+impl<C> Clone for Starter<C> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone() }
+    }
+}
+
+impl<C: Companion> Starter<C> {
+    /// Spawns the flushers on the current runtime; `committed` runs after each commit (the
+    /// in-process worker's wake-up).
+    pub(crate) fn spawn(queue: Queue, committed: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..FLUSHERS {
+            tokio::spawn(flush_loop(queue.clone(), rx.clone(), committed.clone()));
+        }
+        Starter { tx }
+    }
+
+    /// Stores `run` and `row` together; `Ok` once committed.
+    pub async fn start(&self, run: NewRun, row: C) -> Result<String, WorkerError> {
+        let (reply, answer) = oneshot::channel();
+        let id = run.id.clone();
+        self.tx.send(Pending { run, row, reply }).map_err(|_| WorkerError::Stopped)?;
+        answer.await.map_err(|_| WorkerError::Stopped)??;
+        Ok(id)
+    }
+}
+
+async fn flush_loop<C: Companion>(
+    queue: Queue,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Pending<C>>>>,
+    committed: Arc<dyn Fn() + Send + Sync>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // The lock is held while waiting, so the other flusher collects while this one commits.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (runs, rows, replies) = split(batch.drain(..));
+        match insert(&queue, &runs, &rows).await {
+            Ok(()) => {
+                committed();
+                replies.into_iter().for_each(|r| drop(r.send(Ok(()))));
+            }
+            Err(e) if runs.len() > 1 && e.retry_after().is_none() => {
+                // Perhaps one row's fault: store each alone so the others are not refused for it.
+                tracing::warn!(runs = runs.len(), error = %e, "a batch of run starts failed; storing them one by one");
+                for ((run, row), reply) in runs.into_iter().zip(rows).zip(replies) {
+                    let alone = insert(&queue, std::slice::from_ref(&run), std::slice::from_ref(&row)).await;
+                    if alone.is_ok() {
+                        committed();
+                    }
+                    let _ = reply.send(alone);
+                }
+            }
+            Err(e) if replies.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            }
+            Err(e) => {
+                let backend = queue.store().backend();
+                for reply in replies {
+                    let _ = reply.send(Err(outage(&e, backend)));
+                }
+            }
+        }
+    }
+}
+
+type Split<C> = (Vec<NewRun>, Vec<C>, Vec<oneshot::Sender<Result<(), WorkerError>>>);
+
+fn split<C>(pending: impl Iterator<Item = Pending<C>>) -> Split<C> {
+    let (mut runs, mut rows, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+    for p in pending {
+        runs.push(p.run);
+        rows.push(p.row);
+        replies.push(p.reply);
+    }
+    (runs, rows, replies)
+}
+
+async fn insert<C: Companion>(queue: &Queue, runs: &[NewRun], rows: &[C]) -> Result<(), WorkerError> {
+    queue.insert_runs_with(runs, rows).await
+}
+
+/// What each caller of a batch that met an outage gets: the outage (503 with `Retry-After`).
+fn outage(e: &WorkerError, backend: &'static str) -> WorkerError {
+    let reason = match e {
+        WorkerError::Store(StoreError::Unavailable { reason, .. }) => *reason,
+        WorkerError::Database(sqlx::Error::PoolTimedOut) => Unavailable::Timeout,
+        _ => Unavailable::Unreachable,
+    };
+    WorkerError::Store(StoreError::Unavailable { backend, reason })
+}
