@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}; secs=${2:-8}; conns=${3:-64}
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+scripts/install-bench-tools.sh
 
 cargo build --release -q -p compozy-cli --bin compozy
 cargo build --release -q -p compozy-server --example bare_axum
