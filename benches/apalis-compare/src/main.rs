@@ -84,8 +84,9 @@ async fn trickle(pool: &PgPool, n: usize, gap_ms: u64) -> Result<(), Error> {
     Ok(())
 }
 
-const UNFINISHED: &str =
-    "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued', 'Running')";
+/// Polled every 100 ms while the workers drain; stops at the first unfinished job, as compozy's.
+const UNFINISHED: &str = "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = $1 \
+     AND status IN ('Pending', 'Queued', 'Running')) THEN 1 ELSE 0 END AS BIGINT)";
 const ENDED: &str = "SELECT COUNT(*), \
      EXTRACT(EPOCH FROM MAX(done_at) - MIN(lock_at))::float8, \
      (PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM lock_at - run_at)))::float8, \

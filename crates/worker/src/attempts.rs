@@ -1,5 +1,6 @@
-//! Per-attempt history of a run's tasks, as the execution API shows it: every ended attempt
-//! from `task_attempts`, plus the attempt still running (which only its task row knows).
+//! Per-attempt history of a run's tasks, as the execution API shows it: the attempts that did
+//! not succeed from `task_attempts`, plus the latest attempt when it is running or succeeded
+//! (which only its task row records).
 
 use std::collections::HashMap;
 
@@ -62,7 +63,7 @@ impl Queue {
         Ok(attempts)
     }
 
-    /// Run `id`'s tasks, each with every attempt: the ended ones, then the running one.
+    /// Run `id`'s tasks, each with every attempt, oldest first.
     pub async fn run_history(&self, id: &str) -> Result<Vec<TaskHistory>, WorkerError> {
         let tasks = self.run_tasks(id).await?;
         let mut ended: HashMap<String, Vec<Attempt>> = HashMap::new();
@@ -73,8 +74,10 @@ impl Queue {
             .into_iter()
             .map(|task| {
                 let mut attempts = ended.remove(&task.id).unwrap_or_default();
-                if task.state == "running" {
-                    attempts.push(running(&task));
+                // Databases written before successes lived on the task row have a row for it.
+                let recorded = attempts.last().is_some_and(|a| a.attempt == task.attempt);
+                if matches!(task.state.as_str(), "running" | "succeeded") && !recorded {
+                    attempts.push(latest(&task));
                 }
                 TaskHistory { task, attempts }
             })
@@ -83,14 +86,16 @@ impl Queue {
     }
 }
 
-fn running(task: &TaskRow) -> Attempt {
+/// The attempt the task row itself records: running, or the one that succeeded.
+fn latest(task: &TaskRow) -> Attempt {
+    let succeeded = task.state == "succeeded";
     Attempt {
         attempt: task.attempt,
-        worker: None,
+        worker: task.worker.clone(),
         started_at: task.started_at,
-        finished_at: None,
-        outcome: None,
+        finished_at: task.finished_at.filter(|_| succeeded),
+        outcome: succeeded.then(|| "success".to_string()),
         error: None,
-        output: None,
+        output: task.output.clone().filter(|_| succeeded),
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::gather::gather;
 use crate::queue::{Queue, Success};
 
 /// Most successes in one statement: bounds its size (outputs are up to `max_output_bytes`).
@@ -42,7 +43,7 @@ impl Completer {
 
 async fn flush_loop(queue: Queue, owner: String, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while gather(&mut rx, &mut batch, MAX_BATCH).await > 0 {
         let (successes, replies): (Vec<Success>, Vec<_>) = batch.drain(..).map(|p| (p.success, p.reply)).unzip();
         let done: Option<HashSet<String>> = match queue.succeed_batch(&owner, &successes).await {
             Ok(done) => Some(done),

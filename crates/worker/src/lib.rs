@@ -21,6 +21,7 @@ mod completion;
 pub mod config;
 mod dispatcher;
 pub mod error;
+mod gather;
 mod metrics;
 pub mod project;
 pub mod queue;

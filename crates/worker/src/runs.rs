@@ -40,6 +40,10 @@ pub struct TaskRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The worker that holds (running) or held (succeeded) the latest attempt; shown through
+    /// the task's attempts, not as a field of its own.
+    #[serde(skip)]
+    pub worker: Option<String>,
 }
 
 /// Filters and keyset cursor of a run listing.
@@ -120,6 +124,7 @@ where
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
+        worker: r.try_get("lease_owner")?,
     })
 }
 

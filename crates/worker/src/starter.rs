@@ -12,6 +12,7 @@ use compozy_store::{StoreError, Unavailable};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::WorkerError;
+use crate::gather::gather;
 use crate::queue::{NewRun, Queue};
 use crate::runs::{TxConn, TxFuture};
 
@@ -81,7 +82,7 @@ async fn flush_loop<C: Companion>(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // The lock is held while waiting, so the other flusher collects while this one commits.
-        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        if gather(&mut *rx.lock().await, &mut batch, MAX_BATCH).await == 0 {
             return;
         }
         let (runs, rows, replies) = split(batch.drain(..));

@@ -177,6 +177,9 @@ async fn executions_show_every_attempt() {
             (&first["attempts"][0]["outcome"], &first["attempts"][0]["output"]),
             (&json!("success"), &json!({"x": 1}))
         );
+        // The succeeded attempt is the task row's own record: its worker and end time included.
+        assert_eq!(first["attempts"][0]["worker"], w.id(), "{body}");
+        assert!(first["attempts"][0]["started_at"].as_i64() <= first["attempts"][0]["finished_at"].as_i64(), "{body}");
         assert_eq!(body["data"]["tasks"][2]["attempts"][0]["output"], json!({"v": "configured", "home": ""}));
 
         eventually("the long task runs", Duration::from_secs(20), || async {

@@ -1,5 +1,6 @@
 //! The end of an attempt: successes in batches (advancing their runs), failures one at a time.
-//! Every ended attempt is also written to `task_attempts`, in the same statement or transaction.
+//! Every attempt that did not succeed is also written to `task_attempts`, in the same
+//! transaction; a success is recorded by its task row (see [`sql`]).
 
 use std::collections::HashSet;
 
@@ -158,26 +159,11 @@ async fn succeed_one_sqlite(
     s: &Success,
     now: i64,
 ) -> Result<bool, WorkerError> {
-    let row = sqlx::query(sql::SUCCEED_TASK)
-        .bind(&s.task_id)
-        .bind(owner)
-        .bind(&s.output)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else { return Ok(false) };
-    let (attempt, started_at): (i32, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
-    let ended = Ended {
-        task_id: &s.task_id,
-        attempt,
-        worker: Some(owner),
-        started_at: started_at.unwrap_or(now),
-        finished_at: now,
-        outcome: "success",
-        error: None,
-        output: Some(&s.output),
-    };
-    insert_attempt!(tx, ended);
+    let updated =
+        sqlx::query(sql::SUCCEED_TASK).bind(&s.task_id).bind(owner).bind(&s.output).bind(now).execute(&mut *tx).await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
     let status: Option<String> = sqlx::query_scalar(sql::RUN_STATUS).bind(&s.run_id).fetch_optional(&mut *tx).await?;
     let live = matches!(status.as_deref(), Some("pending" | "running"));
     match &s.next {

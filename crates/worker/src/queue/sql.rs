@@ -17,9 +17,11 @@
 //! Every transition out of `running` is guarded by `lease_owner` and `state = 'running'`: a
 //! worker whose lease was rescued and re-claimed elsewhere cannot finish the task a second time,
 //! so each task ends exactly once. A run has one task row at a time: the next row is inserted in
-//! the statement (or transaction) that marks the previous one `succeeded`. Each ended attempt
-//! (success, failure, timeout, expired lease) also gets a `task_attempts` row there; a graceful
-//! release does not count as an attempt and writes none.
+//! the statement (or transaction) that marks the previous one `succeeded`. Each attempt that did
+//! not succeed (failure, timeout, expired lease) also gets a `task_attempts` row there; the
+//! attempt that succeeded is recorded by the task row itself (outcome, times, output and, in
+//! `lease_owner`, its worker), which saves a row and its index entry per task on the hot path.
+//! A graceful release does not count as an attempt and writes nothing.
 //!
 //! Round trips per task are what bound throughput on PostgreSQL, so there a claim is one
 //! statement per batch that also marks first tasks' runs started and returns each run's
@@ -82,32 +84,33 @@ pub const MARK_RUN_STARTED: &str =
 pub const EXTEND_LEASE: &str =
     "UPDATE tasks SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 
+/// A succeeded task keeps `lease_owner`: the row is its last attempt's record (worker included).
 pub const SUCCEED_TASK: &str = "UPDATE tasks SET state = 'succeeded', output = $3, last_outcome = 'success', \
-     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = $4 \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING attempt, started_at";
+     last_error = NULL, lease_expires_at = NULL, finished_at = $4 \
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 
 /// PostgreSQL: the successes of one batch in one statement. Per completed task (arrays `$2`–`$10`,
-/// `next_*` NULL when it was the run's last): mark it succeeded (guarded by the lease), record
-/// the attempt, then insert the run's next task if the run is still live, or finish the run;
+/// `next_*` NULL when it was the run's last): mark it succeeded (guarded by the lease), then insert the run's next task if the run is still live, or finish the run;
 /// one NOTIFY per queue that received tasks. Returns the ids that were completed.
-pub const SUCCEED_BATCH: &str = "WITH d AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], \
-     $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[]) AS d(id, output, next_id, \
+///
+/// The batch is joined to `tasks` once, by primary key; the next task's fields ride along in
+/// `RETURNING`, so every later part reads `done` alone and the statement stays linear in the
+/// batch size (joins between CTEs, which the planner estimates at one row, were quadratic).
+pub const SUCCEED_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::text[], $3::text[], \
+     $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[]) AS d(id, output, next_id, \
      next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at)), \
      done AS (UPDATE tasks t SET state = 'succeeded', output = d.output, last_outcome = 'success', \
-     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = $11 FROM d \
+     last_error = NULL, lease_expires_at = NULL, finished_at = $11 FROM d \
      WHERE t.id = d.id AND t.lease_owner = $1 AND t.state = 'running' \
-     RETURNING t.id, t.run_id, t.attempt, t.started_at, t.output), \
-     history AS (INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, output) \
-     SELECT id, attempt, $1, started_at, $11, 'success', output FROM done), \
-     live AS (SELECT done.id, done.run_id FROM done JOIN workflow_runs r ON r.id = done.run_id \
-     WHERE r.status IN ('pending', 'running')), \
+     RETURNING t.id, t.run_id, t.output, d.next_id, d.next_position, d.next_name, \
+     d.next_kind, d.next_queue, d.next_max_attempts, d.next_available_at), \
      next AS (INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, max_attempts, \
-     available_at, created_at) SELECT d.next_id, live.run_id, d.next_position, d.next_name, d.next_kind, \
-     d.next_queue, 'available', 0, d.next_max_attempts, GREATEST(d.next_available_at, $11), $11 \
-     FROM d JOIN live ON live.id = d.id WHERE d.next_id IS NOT NULL RETURNING queue), \
+     available_at, created_at) SELECT done.next_id, done.run_id, done.next_position, done.next_name, \
+     done.next_kind, done.next_queue, 'available', 0, done.next_max_attempts, GREATEST(done.next_available_at, $11), \
+     $11 FROM done JOIN workflow_runs r ON r.id = done.run_id WHERE done.next_id IS NOT NULL \
+     AND r.status IN ('pending', 'running') RETURNING queue), \
      finished AS (UPDATE workflow_runs r SET status = 'succeeded', output = done.output, finished_at = $11 \
-     FROM d JOIN done ON done.id = d.id WHERE r.id = done.run_id AND d.next_id IS NULL \
-     AND r.status IN ('pending', 'running')), \
+     FROM done WHERE r.id = done.run_id AND done.next_id IS NULL AND r.status IN ('pending', 'running')), \
      woken AS (SELECT pg_notify('compozy_tasks', q.queue) FROM (SELECT DISTINCT queue FROM next) q) \
      SELECT done.id, (SELECT count(*) FROM woken) AS woken FROM done";
 
@@ -182,5 +185,5 @@ pub fn list_runs() -> String {
 }
 
 pub const RUN_TASKS: &str = "SELECT id, position, name, kind, queue, state, attempt, max_attempts, \
-     available_at, last_outcome, last_error, output, created_at, started_at, finished_at \
+     available_at, last_outcome, last_error, output, created_at, started_at, finished_at, lease_owner \
      FROM tasks WHERE run_id = $1 ORDER BY position";
