@@ -545,7 +545,7 @@ metric!(
     None,
     [],
     [],
-    "Configured activity slots of this process."
+    "Configured activity slots of this process (0 on an API node, worker.enabled false)."
 );
 metric!(
     WORKER_MAX_CONCURRENT_WORKFLOWS,
@@ -555,7 +555,7 @@ metric!(
     None,
     [],
     [],
-    "Configured workflow slots of this process."
+    "Configured workflow slots of this process (0 on an API node, worker.enabled false)."
 );
 metric!(
     WORKER_UTILIZATION,
@@ -565,7 +565,7 @@ metric!(
     Ratio,
     ["worker_type"],
     [],
-    "Executing divided by slots, 0 to 1."
+    "Executing divided by slots, 0 to 1; absent on a process without slots (an API node)."
 );
 metric!(
     WORKER_TASK_QUEUE_DEPTH,
