@@ -1,7 +1,9 @@
 //! `compozy worker` processes sharing one PostgreSQL: with two of them every task ends exactly
 //! once and the executing gauges stay within the slots; a worker killed with SIGKILL in the
-//! middle of an activity loses nothing: its lease expires and the other worker runs the task.
-//! Runs are enqueued from the test through the worker crate's API, as webhooks do.
+//! middle of an activity loses nothing: its lease expires and the other worker runs the task;
+//! an API node (`compozy serve`, `worker.enabled: false`) enqueues through its HTTP API and
+//! claims nothing, a worker process runs what it enqueued. Runs are otherwise enqueued from the
+//! test through the worker crate's API, as webhooks do.
 
 mod common;
 
@@ -63,7 +65,18 @@ impl World {
 
     /// A `compozy worker` on this world's database with short leases and 4 slots.
     fn worker(&self) -> Engine {
-        let env = [
+        Engine::start_worker(self.dir.path(), &["--config", "compozy.yaml"], &self.env())
+    }
+
+    /// `compozy serve` on this world's database as an API node (`worker.enabled: false`).
+    fn api_node(&self) -> Engine {
+        let mut env = self.env().to_vec();
+        env.push(("COMPOZY_WORKER_ENABLED", "false".into()));
+        Engine::start(self.dir.path(), &["--config", "compozy.yaml"], &env)
+    }
+
+    fn env(&self) -> [(&'static str, String); 9] {
+        [
             ("COMPOZY_DATABASE_URL", self.db.url()),
             ("COMPOZY_WORKER_MAX_CONCURRENT_ACTIVITIES", "4".into()),
             ("COMPOZY_WORKER_MAX_CONCURRENT_WORKFLOWS", "4".into()),
@@ -73,8 +86,7 @@ impl World {
             ("COMPOZY_WORKER_POLL_INTERVAL", "100ms".into()),
             ("COMPOZY_WORKER_REFRESH_INTERVAL", "200ms".into()),
             ("COMPOZY_AUTOLOAD_WATCH", "false".into()),
-        ];
-        Engine::start_worker(self.dir.path(), &["--config", "compozy.yaml"], &env)
+        ]
     }
 
     fn start(&self, workflow: &str) -> String {
@@ -198,4 +210,34 @@ fn a_worker_killed_mid_activity_loses_nothing() {
     assert!(lost.worker.is_some() && retried.worker.is_some() && lost.worker != retried.worker, "{task:?}");
     assert_eq!(metric(&b, "compozy_worker_task_retries_total{activity_type=\"wait\"}"), 1.0);
     assert_eq!(metric(&b, "compozy_worker_tasks_dead_total{queue_name=\"default\"}"), 0.0);
+}
+
+#[test]
+fn an_api_node_enqueues_and_a_worker_process_runs() {
+    let Some(world) = World::new() else { return };
+    let api = world.api_node();
+    let bearer = format!("Bearer {}", api.key);
+    let auth = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let (status, _, body) =
+        common::post(api.addr, "/api/v0/workflows/pair/executions", &auth, "{}").expect("HTTP exchange");
+    assert_eq!(status, 202, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let id = body["data"]["execution_id"].as_str().expect("execution id").to_string();
+
+    // The API node reports the waiting task, no slots and no utilization, and claims nothing.
+    api.eventually("the task is counted as waiting", |e| {
+        metric(e, "compozy_worker_task_queue_depth{queue_name=\"default\"}") == 1.0
+    });
+    assert_eq!(metric(&api, "compozy_worker_max_concurrent_activities"), 0.0);
+    let (_, _, text) = api.get("/metrics");
+    assert!(!text.contains("compozy_worker_utilization_ratio{"), "no utilization without slots");
+    std::thread::sleep(Duration::from_millis(500)); // five of the worker's poll intervals
+    assert_eq!(world.run(&id).status, "pending", "an API node claims nothing");
+
+    let w = world.worker();
+    world.eventually("the worker process runs it", || world.run(&id).finished_at.is_some());
+    assert_eq!(world.run(&id).status, "succeeded");
+    let ran = "compozy_worker_activity_duration_seconds_count{activity_type=\"wait\",outcome=\"success\"}";
+    assert_eq!(metric(&w, ran), 2.0, "both tasks ran in the worker process");
+    assert_eq!(metric(&api, ran), 0.0, "none in the API node");
 }
