@@ -41,7 +41,7 @@ impl Companion for NewDelivery {
         Box::pin(async move {
             match conn {
                 TxConn::Postgres(c) => {
-                    let text = |f: fn(&NewDelivery) -> &str| rows.iter().map(|d| f(d).to_string()).collect::<Vec<_>>();
+                    let text = |f: fn(&NewDelivery) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
                     let opt =
                         |f: fn(&NewDelivery) -> &Option<String>| rows.iter().map(|d| f(d).clone()).collect::<Vec<_>>();
                     sqlx::query(INSERT_MANY)

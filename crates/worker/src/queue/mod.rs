@@ -314,7 +314,7 @@ impl Queue {
 
 /// The runs and their first tasks as two statements of arrays, whatever their number.
 async fn insert_runs_postgres(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i64) -> Result<(), sqlx::Error> {
-    let col = |f: fn(&NewRun) -> &str| runs.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+    let col = |f: fn(&NewRun) -> &str| runs.iter().map(f).collect::<Vec<&str>>();
     sqlx::query(sql::INSERT_RUNS_POSTGRES)
         .bind(col(|r| &r.id))
         .bind(col(|r| &r.workflow_id))
