@@ -152,11 +152,8 @@ async fn redis_pool_timeouts_are_typed_and_counted() {
     assert_eq!(pool_counters(&render(&reg)), [2.0, 1.0, 1.0, 0.0]);
 }
 
-#[tokio::test]
-async fn killed_connections_count_as_stale() {
-    if !redis_up().await {
-        return;
-    }
+/// Opens a pooled connection, kills it from another client and returns the registry.
+async fn pool_with_a_killed_connection() -> (Cache, std::sync::Arc<compozy_telemetry::Registry>) {
     let (cache, reg) = redis_cache(&redis_config(REDIS_ADDR)).await;
     let Cache::Redis(redis) = &cache else { panic!("redis backend") };
     let mut conn = redis.get_conn().await.expect("conn");
@@ -168,13 +165,62 @@ async fn killed_connections_count_as_stale() {
     let killed: i64 =
         redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut admin).await.expect("client kill");
     assert_eq!(killed, 1);
+    (cache, reg)
+}
 
-    // The next get finds the idle connection dead, closes it and waits for a new one.
+#[tokio::test]
+async fn idle_killed_connections_are_replaced_before_use() {
+    if !redis_up().await {
+        return;
+    }
+    let (cache, reg) = pool_with_a_killed_connection().await;
+    // Idle past the no-ping window: the next get pings it, closes it and waits for a new one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     no_hang(Duration::from_secs(10), cache.set("k", b"v", Duration::from_secs(60))).await.expect("recovers");
     let text = render(&reg);
     // ping (miss), get_conn (hit), set (found only a dead connection: miss).
     assert_eq!(pool_counters(&text), [1.0, 2.0, 0.0, 1.0]);
     assert_eq!(sample(&text, "compozy_redis_pool_total_conns"), 1.0);
+}
+
+#[tokio::test]
+async fn a_connection_that_just_answered_is_not_pinged_and_a_dead_one_fails_once() {
+    if !redis_up().await {
+        return;
+    }
+    let (cache, reg) = pool_with_a_killed_connection().await;
+    // Within the window the connection is handed out unchecked: the command meets the dead
+    // socket, fails as unavailable, and the connection is closed as broken.
+    let err = no_hang(Duration::from_secs(10), cache.set("k", b"v", Duration::from_secs(60)))
+        .await
+        .expect_err("the killed connection was used");
+    assert!(err.is_unavailable(), "{err:?}");
+    no_hang(Duration::from_secs(10), cache.set("k", b"v", Duration::from_secs(60))).await.expect("a new connection");
+    let text = render(&reg);
+    // ping (miss), get_conn (hit), failed set (hit), set (miss: the pool had to connect again).
+    assert_eq!(pool_counters(&text), [2.0, 2.0, 0.0, 1.0]);
+    assert_eq!(sample(&text, "compozy_redis_pool_total_conns"), 1.0);
+}
+
+#[tokio::test]
+async fn checking_out_a_connection_that_just_answered_sends_no_ping() {
+    if !redis_up().await {
+        return;
+    }
+    let (cache, _reg) = redis_cache(&redis_config(REDIS_ADDR)).await;
+    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
+    let mut conn = redis.get_conn().await.expect("conn");
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(conn.connection()).await.expect("client id");
+    drop(conn);
+    cache.set("k", b"v", Duration::from_secs(60)).await.expect("set");
+    let _conn = redis.get_conn().await.expect("the same connection, checked out again");
+
+    // `cmd=` in CLIENT LIST is the connection's last command: a check-out ping would show `ping`.
+    let admin = redis::Client::open(format!("redis://{REDIS_ADDR}/0")).expect("client");
+    let mut admin = admin.get_multiplexed_async_connection().await.expect("admin connection");
+    let list: String =
+        redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query_async(&mut admin).await.expect("client list");
+    assert!(list.contains(" cmd=set "), "{list}");
 }
 
 #[tokio::test]
