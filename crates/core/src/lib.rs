@@ -1,5 +1,6 @@
 //! Vocabulary shared by every Compozy crate.
 
+pub mod gather;
 pub mod problem;
 pub mod readiness;
 pub mod secret;

@@ -68,7 +68,7 @@ impl StoreError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("{backend} unavailable: {reason}")]
     Unavailable { backend: &'static str, reason: Unavailable },

@@ -224,6 +224,38 @@ async fn checking_out_a_connection_that_just_answered_sends_no_ping() {
 }
 
 #[tokio::test]
+async fn concurrent_commands_share_round_trips_and_keep_their_own_replies() {
+    if !redis_up().await {
+        return;
+    }
+    let mut config = redis_config(REDIS_ADDR);
+    config.pool_size = 2;
+    let (cache, reg) = redis_cache(&config).await;
+    let ttl = Duration::from_secs(60);
+    cache.set("text", b"not a number", ttl).await.expect("set");
+    let before: f64 = pool_counters(&render(&reg))[..2].iter().sum();
+
+    // 200 writes and reads of distinct keys at once, with a command that fails among them.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let cache = cache.clone();
+        tasks.spawn(async move {
+            cache.set(&format!("k{i}"), format!("v{i}").as_bytes(), ttl).await.expect("set");
+            (i, cache.get(&format!("k{i}")).await.expect("get"))
+        });
+    }
+    let failed = cache.incr("text", ttl).await;
+    while let Some(done) = tasks.join_next().await {
+        let (i, value) = done.expect("task");
+        assert_eq!(value.as_deref(), Some(format!("v{i}").as_bytes()), "reply {i} is its own");
+    }
+    assert!(matches!(failed, Err(CacheError::Command(_))), "{failed:?}");
+
+    let gets: f64 = pool_counters(&render(&reg))[..2].iter().sum::<f64>() - before;
+    assert!(gets < 100.0, "401 commands took {gets} round trips: they were not pipelined");
+}
+
+#[tokio::test]
 async fn redis_outage_fails_fast_then_recovers() {
     if !redis_up().await {
         return;

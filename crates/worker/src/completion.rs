@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::gather::gather;
+use compozy_core::gather::gather;
 use crate::queue::{Queue, Success};
 
 /// Most successes in one statement: bounds its size (outputs are up to `max_output_bytes`).

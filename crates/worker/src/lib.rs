@@ -21,7 +21,6 @@ mod completion;
 pub mod config;
 mod dispatcher;
 pub mod error;
-mod gather;
 mod metrics;
 pub mod project;
 pub mod queue;

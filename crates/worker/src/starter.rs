@@ -12,7 +12,7 @@ use compozy_store::{StoreError, Unavailable};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::WorkerError;
-use crate::gather::gather;
+use compozy_core::gather::gather;
 use crate::queue::{NewRun, Queue};
 use crate::runs::{TxConn, TxFuture};
 

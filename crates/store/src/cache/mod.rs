@@ -1,6 +1,7 @@
 //! The cache: Redis when configured, an in-process map otherwise, behind one API.
 
 pub mod memory;
+mod pipeline;
 pub mod redis;
 
 use std::time::Duration;

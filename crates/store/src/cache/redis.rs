@@ -15,6 +15,8 @@ use crate::config::{CacheConfig, mask_url};
 use crate::error::{CacheError, Unavailable};
 use crate::health::{HealthProbe, HealthState, spawn_probe};
 
+use super::pipeline::Pipeline;
+
 pub(crate) const BACKEND: &str = "redis";
 
 /// Sets the expiry only when the key has none, i.e. on the first increment: INCR and PEXPIRE
@@ -35,13 +37,18 @@ const ALIVE_BYPASS: Duration = Duration::from_millis(500);
 pub struct RedisConn {
     conn: MultiplexedConnection,
     answered: Instant,
-    broken: bool,
+    pub(super) broken: bool,
 }
 
 impl RedisConn {
     /// The raw connection, for commands this API does not cover.
     pub fn connection(&mut self) -> &mut MultiplexedConnection {
         &mut self.conn
+    }
+
+    /// Notes that the connection just answered (no `PING` at its next checkout).
+    pub(super) fn answered(&mut self) {
+        self.answered = Instant::now();
     }
 }
 
@@ -76,15 +83,15 @@ impl ManageConnection for RedisManager {
     }
 }
 
-fn is_connection_error(e: &RedisError) -> bool {
+pub(super) fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
-fn unavailable(reason: Unavailable) -> CacheError {
+pub(super) fn unavailable(reason: Unavailable) -> CacheError {
     CacheError::Unavailable { backend: BACKEND, reason }
 }
 
-fn map_redis(e: RedisError) -> CacheError {
+pub(super) fn map_redis(e: RedisError) -> CacheError {
     if e.is_timeout() {
         unavailable(Unavailable::Timeout)
     } else if is_connection_error(&e) {
@@ -95,10 +102,20 @@ fn map_redis(e: RedisError) -> CacheError {
     }
 }
 
-/// Cheap to clone; clones share the pool.
+pub(super) async fn pool_get(
+    pool: &Pool<RedisManager>,
+) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
+    pool.get().await.map_err(|e| match e {
+        RunError::TimedOut => unavailable(Unavailable::Timeout),
+        RunError::User(e) => map_redis(e),
+    })
+}
+
+/// Cheap to clone; clones share the pool and the pipeline.
 #[derive(Clone)]
 pub struct RedisCache {
     pool: Pool<RedisManager>,
+    pipeline: Pipeline,
     prefix: String,
     health: std::sync::Arc<HealthState>,
     pool_timeout: Duration,
@@ -127,6 +144,7 @@ impl RedisCache {
             .build_unchecked(RedisManager { client, config: conn_config });
         register_metrics(registry, &pool, config.pool_size.max(1));
         let cache = RedisCache {
+            pipeline: Pipeline::spawn(pool.clone(), config.pool_size.max(1) as usize),
             pool,
             prefix: config.prefix.clone(),
             health: HealthState::new(BACKEND),
@@ -143,25 +161,13 @@ impl RedisCache {
 
     /// A pooled connection (one pool get), for commands this API does not cover.
     pub async fn get_conn(&self) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
-        self.pool.get().await.map_err(|e| match e {
-            RunError::TimedOut => unavailable(Unavailable::Timeout),
-            RunError::User(e) => map_redis(e),
-        })
+        pool_get(&self.pool).await
     }
 
-    /// Runs `cmd` on a pooled connection, marking the connection broken on a connection error.
-    async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, CacheError> {
-        let mut conn = self.get_conn().await?;
-        match cmd.query_async::<T>(&mut conn.conn).await {
-            Ok(v) => {
-                conn.answered = Instant::now();
-                Ok(v)
-            }
-            Err(e) => {
-                conn.broken = is_connection_error(&e);
-                Err(map_redis(e))
-            }
-        }
+    /// Runs `cmd` through the pipeline (with the commands other callers issue meanwhile).
+    async fn run<T: FromRedisValue>(&self, cmd: &mut redis::Cmd) -> Result<T, CacheError> {
+        let value = self.pipeline.send(std::mem::take(cmd)).await?;
+        T::from_redis_value(value).map_err(|e| CacheError::Command(e.to_string()))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
@@ -191,7 +197,7 @@ impl RedisCache {
     }
 
     pub async fn ping(&self) -> Result<(), CacheError> {
-        self.run::<()>(&redis::cmd("PING")).await
+        self.run::<()>(&mut redis::cmd("PING")).await
     }
 
     /// Starts a task pinging every `interval` and registers the `cache` readiness check, which
