@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
-use compozy_core::gather::gather;
 use crate::queue::{Queue, Success};
+use compozy_core::gather::gather;
 
 /// Most successes in one statement: bounds its size (outputs are up to `max_output_bytes`).
 const MAX_BATCH: usize = 256;

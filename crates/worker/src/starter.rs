@@ -12,9 +12,9 @@ use compozy_store::{StoreError, Unavailable};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::WorkerError;
-use compozy_core::gather::gather;
 use crate::queue::{NewRun, Queue};
 use crate::runs::{TxConn, TxFuture};
+use compozy_core::gather::gather;
 
 /// Most runs in one transaction: bounds the statements' array sizes.
 const MAX_BATCH: usize = 256;

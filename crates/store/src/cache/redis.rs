@@ -102,9 +102,7 @@ pub(super) fn map_redis(e: RedisError) -> CacheError {
     }
 }
 
-pub(super) async fn pool_get(
-    pool: &Pool<RedisManager>,
-) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
+pub(super) async fn pool_get(pool: &Pool<RedisManager>) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
     pool.get().await.map_err(|e| match e {
         RunError::TimedOut => unavailable(Unavailable::Timeout),
         RunError::User(e) => map_redis(e),
