@@ -32,12 +32,13 @@ impl Completer {
         Completer { tx }
     }
 
-    /// Records `success`; `Some(true)` once stored, `Some(false)` when the lease had been lost
-    /// (nothing written), `None` when the store failed (the lease will expire and be rescued).
-    pub(crate) async fn succeed(&self, success: Success) -> Option<bool> {
+    /// Queues `success` for the next flush and returns at once; the receiver answers
+    /// `Some(true)` once stored, `Some(false)` when the lease had been lost (nothing written),
+    /// `None` when the store failed (the lease will expire and be rescued).
+    pub(crate) fn submit(&self, success: Success) -> impl std::future::Future<Output = Option<bool>> + use<> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Pending { success, reply }).ok()?;
-        rx.await.ok().flatten()
+        let sent = self.tx.send(Pending { success, reply }).is_ok();
+        async move { if sent { rx.await.ok().flatten() } else { None } }
     }
 }
 

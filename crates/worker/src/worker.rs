@@ -177,7 +177,10 @@ impl Worker {
                     tokio::task::yield_now().await;
                     while running.try_join_next().is_some() {}
                 }
-                () = inner.wake.notified() => {}
+                () = inner.wake.notified() => {
+                    // Successes free their slots together: claim once for all of them.
+                    tokio::task::yield_now().await;
+                }
                 () = tokio::time::sleep(inner.config.poll_interval) => {}
             }
         }
@@ -263,7 +266,7 @@ impl Drop for Counted<'_> {
 }
 
 async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Completer) {
-    let _workflow_gauge = Counted(&inner.metrics.snapshot.workflows);
+    let workflow_gauge = Counted(&inner.metrics.snapshot.workflows);
     let registry = inner.project.registry();
     let resolved = resolve(&inner, &registry, &task).await;
     let (workflow, outcome) = match resolved {
@@ -273,9 +276,14 @@ async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Comp
         }
         Err(outcome) => (None, outcome),
     };
-    record(&inner, &completer, workflow, &task, outcome).await;
+    record(&inner, &completer, workflow, &task, outcome, Held { _slot: slots.workflow, _gauge: workflow_gauge }).await;
     inner.inflight.lock().remove(&task.id);
-    drop(slots.workflow);
+}
+
+/// What a task holds until its outcome is recorded, or, for a success, handed to the flusher.
+struct Held<'a> {
+    _slot: OwnedSemaphorePermit,
+    _gauge: Counted<'a>,
 }
 
 /// The workflow of `task` and the context its activity's templates are rendered with.
@@ -345,7 +353,14 @@ async fn run_activity(
 
 /// Writes the attempt's outcome and advances the run; a store failure leaves the lease to
 /// expire, and the rescue re-queues the task.
-async fn record(inner: &Inner, completer: &Completer, workflow: Option<&Workflow>, task: &Claimed, outcome: Outcome) {
+async fn record(
+    inner: &Inner,
+    completer: &Completer,
+    workflow: Option<&Workflow>,
+    task: &Claimed,
+    outcome: Outcome,
+    held: Held<'_>,
+) {
     let q = &inner.queue;
     let result = match outcome {
         Outcome::Success(value) => {
@@ -354,7 +369,12 @@ async fn record(inner: &Inner, completer: &Completer, workflow: Option<&Workflow
             let has_next = next.is_some();
             let success =
                 Success { task_id: task.id.clone(), run_id: task.run_id.clone(), output: value.to_string(), next };
-            let done = completer.succeed(success).await;
+            let stored = completer.submit(success);
+            // Nothing runs for this task any more: free its slot now, so the next claim goes
+            // out while the flush is in flight instead of after it.
+            drop(held);
+            inner.wake.notify_one();
+            let done = stored.await;
             if has_next && done == Some(true) {
                 inner.wake.notify_one();
             }
@@ -371,6 +391,7 @@ async fn record(inner: &Inner, completer: &Completer, workflow: Option<&Workflow
             q.fail(task, &inner.id, failed.label(), error, retry_at, false).await
         }
     };
+    drop(held);
     match result {
         Ok(Failed::Retried) => inner.metrics.retry(&task.kind),
         Ok(Failed::Dead) => inner.metrics.dead(),
