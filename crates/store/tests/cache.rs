@@ -152,18 +152,25 @@ async fn redis_pool_timeouts_are_typed_and_counted() {
     assert_eq!(pool_counters(&render(&reg)), [2.0, 1.0, 1.0, 0.0]);
 }
 
+/// The server-side id of the pool's (only idle) connection.
+async fn pooled_client_id(cache: &Cache) -> i64 {
+    let Cache::Redis(redis) = cache else { panic!("redis backend") };
+    let mut conn = redis.get_conn().await.expect("conn");
+    redis::cmd("CLIENT").arg("ID").query_async(conn.connection()).await.expect("client id")
+}
+
+/// A connection of its own, for `CLIENT` commands about the pool's.
+async fn admin() -> redis::aio::MultiplexedConnection {
+    let admin = redis::Client::open(format!("redis://{REDIS_ADDR}/0")).expect("client");
+    admin.get_multiplexed_async_connection().await.expect("admin connection")
+}
+
 /// Opens a pooled connection, kills it from another client and returns the registry.
 async fn pool_with_a_killed_connection() -> (Cache, std::sync::Arc<compozy_telemetry::Registry>) {
     let (cache, reg) = redis_cache(&redis_config(REDIS_ADDR)).await;
-    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
-    let mut conn = redis.get_conn().await.expect("conn");
-    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(conn.connection()).await.expect("client id");
-    drop(conn);
-
-    let admin = redis::Client::open(format!("redis://{REDIS_ADDR}/0")).expect("client");
-    let mut admin = admin.get_multiplexed_async_connection().await.expect("admin connection");
+    let id = pooled_client_id(&cache).await;
     let killed: i64 =
-        redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut admin).await.expect("client kill");
+        redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut admin().await).await.expect("client kill");
     assert_eq!(killed, 1);
     (cache, reg)
 }
@@ -208,18 +215,14 @@ async fn checking_out_a_connection_that_just_answered_sends_no_ping() {
         return;
     }
     let (cache, _reg) = redis_cache(&redis_config(REDIS_ADDR)).await;
-    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
-    let mut conn = redis.get_conn().await.expect("conn");
-    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(conn.connection()).await.expect("client id");
-    drop(conn);
+    let id = pooled_client_id(&cache).await;
     cache.set("k", b"v", Duration::from_secs(60)).await.expect("set");
+    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
     let _conn = redis.get_conn().await.expect("the same connection, checked out again");
 
     // `cmd=` in CLIENT LIST is the connection's last command: a check-out ping would show `ping`.
-    let admin = redis::Client::open(format!("redis://{REDIS_ADDR}/0")).expect("client");
-    let mut admin = admin.get_multiplexed_async_connection().await.expect("admin connection");
     let list: String =
-        redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query_async(&mut admin).await.expect("client list");
+        redis::cmd("CLIENT").arg("LIST").arg("ID").arg(id).query_async(&mut admin().await).await.expect("client list");
     assert!(list.contains(" cmd=set "), "{list}");
 }
 
@@ -275,6 +278,10 @@ async fn redis_outage_fails_fast_then_recovers() {
     assert!(err.is_unavailable(), "{err:?}");
     wait_until("not ready", Duration::from_secs(10), || !readiness.is_ready()).await;
     assert_eq!(readiness.states()[0].1.backend.as_deref(), Some("redis"));
+    // The cut connection is closed; no new one can be had within `pool_timeout`. (The first
+    // failure may instead have been shared by the probe's ping in the same pipeline.)
+    let err = no_hang(Duration::from_secs(10), cache.get("k")).await.expect_err("still cut off");
+    assert!(matches!(err, CacheError::Unavailable { reason: Unavailable::Timeout, .. }), "{err:?}");
 
     proxy.restore();
     wait_until("ready again", Duration::from_secs(20), || readiness.is_ready()).await;
