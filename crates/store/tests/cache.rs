@@ -259,6 +259,23 @@ async fn concurrent_commands_share_round_trips_and_keep_their_own_replies() {
 }
 
 #[tokio::test]
+async fn a_command_whose_caller_stopped_waiting_is_not_sent() {
+    if !redis_up().await {
+        return;
+    }
+    let mut config = redis_config(REDIS_ADDR);
+    config.pool_size = 1;
+    let (cache, _reg) = redis_cache(&config).await;
+    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
+    let held = redis.get_conn().await.expect("the only connection");
+    // Queued behind the held connection, then abandoned (a client that went away).
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), cache.set_nx("x", b"p", Duration::from_secs(60)));
+    assert!(gave_up.await.is_err(), "the command cannot run while the connection is held");
+    drop(held);
+    assert_eq!(cache.get("x").await.expect("get"), None, "the abandoned SET NX was not run");
+}
+
+#[tokio::test]
 async fn redis_outage_fails_fast_then_recovers() {
     if !redis_up().await {
         return;

@@ -3,8 +3,10 @@
 //! still records a lone success at once (nothing waits for a batch to fill).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::queue::{Queue, Success};
 use compozy_core::gather::gather;
@@ -14,6 +16,8 @@ const MAX_BATCH: usize = 256;
 
 struct Pending {
     success: Success,
+    /// Its place in the backlog, given back once the flush has answered.
+    _queued: OwnedSemaphorePermit,
     /// `Some(true)` completed, `Some(false)` lease lost, `None` the store failed.
     reply: oneshot::Sender<Option<bool>>,
 }
@@ -22,22 +26,30 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct Completer {
     tx: mpsc::UnboundedSender<Pending>,
+    /// Successes handed over and not yet answered: a task frees its slot when its success is
+    /// queued, so without this bound a slow store would let the backlog (outputs included)
+    /// grow without limit while the worker keeps claiming.
+    backlog: Arc<Semaphore>,
 }
 
 impl Completer {
-    /// Spawns the flusher for lease owner `owner`.
-    pub(crate) fn spawn(queue: Queue, owner: String) -> Completer {
+    /// Spawns the flusher for lease owner `owner`, accepting up to `backlog` unanswered
+    /// successes; the handle of the flusher's task ends once every `Completer` is dropped.
+    pub(crate) fn spawn(queue: Queue, owner: String, backlog: usize) -> (Completer, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flush_loop(queue, owner, rx));
-        Completer { tx }
+        let flusher = tokio::spawn(flush_loop(queue, owner, rx));
+        (Completer { tx, backlog: Arc::new(Semaphore::new(backlog.max(1))) }, flusher)
     }
 
-    /// Queues `success` for the next flush and returns at once; the receiver answers
-    /// `Some(true)` once stored, `Some(false)` when the lease had been lost (nothing written),
-    /// `None` when the store failed (the lease will expire and be rescued).
-    pub(crate) fn submit(&self, success: Success) -> impl std::future::Future<Output = Option<bool>> + use<> {
+    /// Queues `success` for the next flush, once the backlog has room; the returned future
+    /// answers `Some(true)` once stored, `Some(false)` when the lease had been lost (nothing
+    /// written), `None` when the store failed (the lease will expire and be rescued).
+    pub(crate) async fn submit(&self, success: Success) -> impl std::future::Future<Output = Option<bool>> + use<> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Pending { success, reply }).is_ok();
+        let sent = match self.backlog.clone().acquire_owned().await {
+            Ok(_queued) => self.tx.send(Pending { success, _queued, reply }).is_ok(),
+            Err(_) => false,
+        };
         async move { if sent { rx.await.ok().flatten() } else { None } }
     }
 }

@@ -155,7 +155,9 @@ impl Worker {
         // Without slots (`worker.enabled: false`) nothing is ever claimed.
         let (acts, wfs) = (Arc::new(Semaphore::new(acts as usize)), Arc::new(Semaphore::new(wfs as usize)));
         let mut running: JoinSet<()> = JoinSet::new();
-        let completer = Completer::spawn(inner.queue.clone(), inner.id.clone());
+        // One batch being written and one collecting: the backlog stays within twice the slots.
+        let backlog = 2 * wfs.available_permits();
+        let (completer, flusher) = Completer::spawn(inner.queue.clone(), inner.id.clone(), backlog);
         // Its own task: polled inside this loop's select it would freeze whenever the loop awaits
         // a claim, and a claim may wait for the SQLite writer lock the frozen refresh holds.
         let _background = AbortOnDrop(tokio::spawn(dispatcher::background(self.inner.clone())));
@@ -184,11 +186,12 @@ impl Worker {
                 () = tokio::time::sleep(inner.config.poll_interval) => {}
             }
         }
-        self.drain(running).await;
+        drop(completer);
+        self.drain(running, flusher).await;
         Ok(())
     }
 
-    async fn drain(&self, mut running: JoinSet<()>) {
+    async fn drain(&self, mut running: JoinSet<()>, flusher: tokio::task::JoinHandle<()>) {
         let deadline = tokio::time::sleep(self.inner.config.shutdown_timeout);
         tokio::pin!(deadline);
         loop {
@@ -198,6 +201,9 @@ impl Worker {
             }
         }
         running.shutdown().await;
+        // Successes already handed to the flusher are written before the leases are released
+        // (released first, their tasks would run again); it ends once its handles are gone.
+        let _ = tokio::time::timeout(FLUSH_AT_SHUTDOWN, flusher).await;
         if let Err(e) = self.inner.queue.release(&self.inner.id).await {
             tracing::warn!(error = %e, "could not release leases at shutdown; they expire instead");
         }
@@ -243,6 +249,9 @@ impl Worker {
     }
 }
 
+/// How long shutdown waits for the last successes to be written before releasing leases.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// Stops the background task when the worker stops, or when its `run` future is dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -276,14 +285,15 @@ async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Comp
         }
         Err(outcome) => (None, outcome),
     };
-    record(&inner, &completer, workflow, &task, outcome, Held { _slot: slots.workflow, _gauge: workflow_gauge }).await;
+    record(&inner, &completer, workflow, &task, outcome, Held { _gauge: workflow_gauge, _slot: slots.workflow }).await;
     inner.inflight.lock().remove(&task.id);
 }
 
 /// What a task holds until its outcome is recorded, or, for a success, handed to the flusher.
 struct Held<'a> {
-    _slot: OwnedSemaphorePermit,
+    // Fields drop in order: the gauge goes down before the slot can be claimed again.
     _gauge: Counted<'a>,
+    _slot: OwnedSemaphorePermit,
 }
 
 /// The workflow of `task` and the context its activity's templates are rendered with.
@@ -369,7 +379,7 @@ async fn record(
             let has_next = next.is_some();
             let success =
                 Success { task_id: task.id.clone(), run_id: task.run_id.clone(), output: value.to_string(), next };
-            let stored = completer.submit(success);
+            let stored = completer.submit(success).await;
             // Nothing runs for this task any more: free its slot now, so the next claim goes
             // out while the flush is in flight instead of after it.
             drop(held);

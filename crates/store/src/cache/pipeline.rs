@@ -63,12 +63,22 @@ async fn flush_loop(pool: Pool<RedisManager>, rx: Receiver) {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
                 let mut replies = Vec::with_capacity(batch.len());
-                for q in batch.drain(..) {
+                // A caller that stopped waiting (a dropped request) does not get its command run.
+                for q in batch.drain(..).filter(|q| !q.reply.is_closed()) {
                     pipe.add_command(q.cmd);
                     replies.push(q.reply);
                 }
+                if replies.is_empty() {
+                    continue;
+                }
                 let answers: RedisResult<Vec<RedisResult<Value>>> = pipe.query_async(conn.connection()).await;
                 match answers {
+                    Ok(answers) if answers.len() != replies.len() => {
+                        // Replies can no longer be matched to callers: fail them all, drop the connection.
+                        conn.broken = true;
+                        let e = CacheError::Command(format!("{} replies to {} commands", answers.len(), replies.len()));
+                        replies.into_iter().for_each(|r| drop(r.send(Err(e.clone()))));
+                    }
                     Ok(answers) => {
                         conn.answered();
                         for (answer, reply) in answers.into_iter().zip(replies) {
