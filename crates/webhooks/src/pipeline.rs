@@ -256,7 +256,10 @@ fn cache_stop(e: &CacheError) -> Stop {
 }
 
 fn worker_stop(e: &WorkerError) -> Stop {
-    if e.retry_after().is_some() {
+    if matches!(e, WorkerError::Stopped) {
+        tracing::warn!("webhook run not stored: the engine is shutting down");
+        Stop::Unavailable
+    } else if e.retry_after().is_some() {
         tracing::warn!(error = %e, "webhook run not stored: store unavailable");
         Stop::Unavailable
     } else {
