@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use compozy_core::gather::gather;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::queue::{Queue, Success};
-use compozy_core::gather::gather;
 
 /// Most successes in one statement: bounds its size (outputs are up to `max_output_bytes`).
 const MAX_BATCH: usize = 256;

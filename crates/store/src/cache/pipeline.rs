@@ -77,7 +77,7 @@ async fn flush_loop(pool: Pool<RedisManager>, rx: Receiver) {
                         // Replies can no longer be matched to callers: fail them all, drop the connection.
                         conn.broken = true;
                         let e = CacheError::Command(format!("{} replies to {} commands", answers.len(), replies.len()));
-                        replies.into_iter().for_each(|r| drop(r.send(Err(e.clone()))));
+                        fail_all(replies, &e);
                     }
                     Ok(answers) => {
                         conn.answered();
@@ -87,8 +87,7 @@ async fn flush_loop(pool: Pool<RedisManager>, rx: Receiver) {
                     }
                     Err(e) => {
                         conn.broken = is_connection_error(&e);
-                        let e = map_redis(e);
-                        replies.into_iter().for_each(|r| drop(r.send(Err(e.clone()))));
+                        fail_all(replies, &map_redis(e));
                     }
                 }
             }
@@ -100,8 +99,14 @@ async fn flush_loop(pool: Pool<RedisManager>, rx: Receiver) {
                         batch.push(q);
                     }
                 }
-                batch.drain(..).for_each(|q| drop(q.reply.send(Err(e.clone()))));
+                fail_all(batch.drain(..).map(|q| q.reply), &e);
             }
         }
+    }
+}
+
+fn fail_all(replies: impl IntoIterator<Item = oneshot::Sender<Result<Value, CacheError>>>, e: &CacheError) {
+    for reply in replies {
+        let _ = reply.send(Err(e.clone()));
     }
 }
