@@ -147,6 +147,46 @@ metric!(
     [],
     "Requests accepted and not yet finished."
 );
+metric!(
+    HTTP_CONNECTIONS_OPEN,
+    "HTTP server",
+    Gauge,
+    "http_connections_open",
+    None,
+    [],
+    [],
+    "TCP connections open on the API listener."
+);
+metric!(
+    HTTP_CONNECTIONS_LIMIT,
+    "HTTP server",
+    Gauge,
+    "http_connections_limit",
+    None,
+    [],
+    [],
+    "The connection cap in force (server.max_connections, or the one derived from the file limit)."
+);
+metric!(
+    HTTP_CONNECTIONS_REFUSED,
+    "HTTP server",
+    Counter,
+    "http_connections_refused",
+    None,
+    ["reason"],
+    [],
+    "Connections closed at accept without being served: over_capacity, or accept_error (the accept itself failed, e.g. out of file descriptors)."
+);
+metric!(
+    HTTP_CONNECTIONS_TIMED_OUT,
+    "HTTP server",
+    Counter,
+    "http_connections_timed_out",
+    None,
+    ["phase"],
+    [],
+    "Connections the server closed by its deadlines: no complete request head in time (header), or idle too long between requests (idle)."
+);
 
 // --- Database pools ------------------------------------------------------------------------------
 metric!(
@@ -210,6 +250,16 @@ metric!(
     "Postgres connection acquires that timed out."
 );
 metric!(
+    POSTGRES_CONNECTION_ERRORS,
+    "Database pools",
+    Counter,
+    "postgres_connection_errors",
+    None,
+    [],
+    [],
+    "Postgres connection acquires that failed at once, without waiting out the timeout (refused, authentication or TLS failure)."
+);
+metric!(
     SQLITE_CONNECTIONS_OPEN,
     "Database pools",
     Gauge,
@@ -268,6 +318,16 @@ metric!(
     [],
     [],
     "Embedded SQLite connection acquires that timed out."
+);
+metric!(
+    SQLITE_CONNECTION_ERRORS,
+    "Database pools",
+    Counter,
+    "sqlite_connection_errors",
+    None,
+    [],
+    [],
+    "Embedded SQLite connection acquires that failed at once, without waiting out the timeout."
 );
 metric!(
     REDIS_POOL_SIZE,
@@ -380,6 +440,16 @@ metric!(
     ["path", "key_type"],
     [],
     "Requests refused by rate limiting, by route template and the kind of key limited."
+);
+metric!(
+    RATE_LIMIT_UNAVAILABLE,
+    "Authentication",
+    Counter,
+    "rate_limit_unavailable",
+    None,
+    ["decision"],
+    [],
+    "Limit decisions that could not consult the limiter's store (Redis), by what was done (auth.rate_limit.fail_open)."
 );
 metric!(
     AUTH_DURATION,
@@ -625,7 +695,17 @@ metric!(
     None,
     ["queue_name"],
     [],
-    "Tasks that exhausted their attempts."
+    "Tasks that exhausted their attempts (or their rescues)."
+);
+metric!(
+    WORKER_TASKS_RESCUED,
+    "Workers",
+    Counter,
+    "worker_tasks_rescued",
+    None,
+    ["queue_name"],
+    [],
+    "Tasks re-queued because their lease expired (their worker died or stalled); not an attempt of the task's own retry policy."
 );
 
 // --- Dispatcher health --------------------------------------------------------------------------------
@@ -721,6 +801,16 @@ metric!(
     [],
     "Lookups of a new label set refused by the cardinality guard and folded into the family's __overflow__ series."
 );
+metric!(
+    RETENTION_DELETED,
+    "Process and meta",
+    Counter,
+    "retention_deleted",
+    None,
+    ["kind"],
+    [],
+    "Rows deleted by retention (payload: kept webhook bodies cleared)."
+);
 
 macro_rules! process_metric {
     ($id:ident, $kind:ident, $name:literal, $unit:ident, $help:literal) => {
@@ -754,18 +844,24 @@ pub static CATALOG: &[&MetricDef] = &[
     &HTTP_REQUEST_SIZE,
     &HTTP_RESPONSE_SIZE,
     &HTTP_REQUESTS_IN_FLIGHT,
+    &HTTP_CONNECTIONS_OPEN,
+    &HTTP_CONNECTIONS_LIMIT,
+    &HTTP_CONNECTIONS_REFUSED,
+    &HTTP_CONNECTIONS_TIMED_OUT,
     &POSTGRES_CONNECTIONS_OPEN,
     &POSTGRES_CONNECTIONS_IN_USE,
     &POSTGRES_CONNECTIONS_IDLE,
     &POSTGRES_MAX_OPEN_CONNECTIONS,
     &POSTGRES_CONNECTION_WAIT_DURATION,
     &POSTGRES_CONNECTION_TIMEOUTS,
+    &POSTGRES_CONNECTION_ERRORS,
     &SQLITE_CONNECTIONS_OPEN,
     &SQLITE_CONNECTIONS_IN_USE,
     &SQLITE_CONNECTIONS_IDLE,
     &SQLITE_MAX_OPEN_CONNECTIONS,
     &SQLITE_CONNECTION_WAIT_DURATION,
     &SQLITE_CONNECTION_TIMEOUTS,
+    &SQLITE_CONNECTION_ERRORS,
     &REDIS_POOL_SIZE,
     &REDIS_POOL_TOTAL_CONNS,
     &REDIS_POOL_IDLE_CONNS,
@@ -777,6 +873,7 @@ pub static CATALOG: &[&MetricDef] = &[
     &AUTH_TOKEN_AGE,
     &AUTH_RATE_LIMIT_HITS,
     &RATE_LIMIT_BLOCKS,
+    &RATE_LIMIT_UNAVAILABLE,
     &AUTH_DURATION,
     &WEBHOOK_PAYLOAD_SIZE,
     &WEBHOOK_PROCESSING_DURATION,
@@ -801,6 +898,7 @@ pub static CATALOG: &[&MetricDef] = &[
     &WORKER_SCHEDULE_TO_START,
     &WORKER_TASK_RETRIES,
     &WORKER_TASKS_DEAD,
+    &WORKER_TASKS_RESCUED,
     &DISPATCHER_HEALTH_STATUS,
     &DISPATCHER_HEARTBEAT_AGE,
     &DISPATCHER_CONSECUTIVE_FAILURES,
@@ -810,6 +908,7 @@ pub static CATALOG: &[&MetricDef] = &[
     &SERVER_READY,
     &SYSTEM_UPTIME,
     &METRICS_OVERFLOW,
+    &RETENTION_DELETED,
     &PROCESS_CPU,
     &PROCESS_RESIDENT_MEMORY,
     &PROCESS_OPEN_FDS,
