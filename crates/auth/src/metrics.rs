@@ -1,6 +1,7 @@
 //! The authentication metrics, with every enum-labelled handle resolved once.
 
-use std::net::IpAddr;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,26 +156,66 @@ impl AuthMetrics {
         h.observe(age_secs.max(0.0));
     }
 
-    /// One request refused by rate limiting.
+    /// One request refused by rate limiting. Allocates nothing once the series exist: the
+    /// masked address is formatted on the stack.
     pub fn rate_limited(&self, ip: Option<IpAddr>, user_id: &str, route: &str, key_type: KeyType) {
-        let masked = mask_ip(ip);
-        self.rate_limit_hits.get(&[&masked, user_id]).inc();
+        let mut masked = LabelBuf::new();
+        // Cannot fail: the longest masked address (an IPv6 /64) is 21 bytes.
+        let _ = write!(masked, "{}", mask_ip(ip));
+        self.rate_limit_hits.get(&[masked.as_str(), user_id]).inc();
         self.blocks.get(&[route, key_type.as_str()]).inc();
     }
 }
 
+/// The address with its host bits dropped; format it with `{}` (no allocation).
+pub fn mask_ip(ip: Option<IpAddr>) -> MaskedIp {
+    MaskedIp(ip.map(|ip| ip.to_canonical()))
+}
+
 /// IPv4 with the last octet zeroed, IPv6 cut to its /64, `unknown` when absent.
-pub fn mask_ip(ip: Option<IpAddr>) -> String {
-    match ip.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V4(v4)) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0")
+#[derive(Debug, Clone, Copy)]
+pub struct MaskedIp(Option<IpAddr>);
+
+impl fmt::Display for MaskedIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                write!(f, "{a}.{b}.{c}.0")
+            }
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                write!(f, "{}", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            None => f.write_str("unknown"),
         }
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0).to_string()
-        }
-        None => "unknown".into(),
+    }
+}
+
+/// A label value formatted on the stack (no crate in the tree offers one; 48 bytes covers any
+/// masked address). Writes past the end fail instead of growing.
+struct LabelBuf {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl LabelBuf {
+    fn new() -> Self {
+        LabelBuf { bytes: [0; 48], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the prefix is valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("unknown")
+    }
+}
+
+impl fmt::Write for LabelBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -184,9 +225,19 @@ mod tests {
 
     #[test]
     fn masking_drops_host_bits() {
-        assert_eq!(mask_ip(Some("203.0.113.77".parse().expect("ip"))), "203.0.113.0");
-        assert_eq!(mask_ip(Some("2001:db8:1:2:3:4:5:6".parse().expect("ip"))), "2001:db8:1:2::");
-        assert_eq!(mask_ip(Some("::ffff:10.1.2.3".parse().expect("ip"))), "10.1.2.0");
-        assert_eq!(mask_ip(None), "unknown");
+        let masked = |ip: Option<&str>| mask_ip(ip.map(|s| s.parse().expect("ip"))).to_string();
+        assert_eq!(masked(Some("203.0.113.77")), "203.0.113.0");
+        assert_eq!(masked(Some("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::");
+        assert_eq!(masked(Some("::ffff:10.1.2.3")), "10.1.2.0");
+        assert_eq!(masked(None), "unknown");
+    }
+
+    #[test]
+    fn the_longest_masked_address_fits_the_stack_buffer() {
+        let widest = mask_ip(Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().expect("ip")));
+        let mut buf = LabelBuf::new();
+        write!(buf, "{widest}").expect("fits");
+        assert_eq!(buf.as_str(), "ffff:ffff:ffff:ffff::");
+        assert!(write!(buf, "{}", "x".repeat(48)).is_err(), "an overlong write fails instead of growing");
     }
 }

@@ -1,5 +1,5 @@
 //! Pool metrics. Gauges are read from the pool at collection time; the wait histogram and the
-//! timeout counter are recorded on every acquire through handles resolved once.
+//! timeout and error counters are recorded on every acquire through handles resolved once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use compozy_telemetry::catalog::{self, MetricDef};
 use compozy_telemetry::{Counter, Histogram, Registry};
 
-/// The six catalog families of one SQL backend.
+/// The seven catalog families of one SQL backend.
 pub(crate) struct PoolDefs {
     open: &'static MetricDef,
     in_use: &'static MetricDef,
@@ -15,6 +15,7 @@ pub(crate) struct PoolDefs {
     max: &'static MetricDef,
     wait: &'static MetricDef,
     timeouts: &'static MetricDef,
+    errors: &'static MetricDef,
 }
 
 pub(crate) const POSTGRES: PoolDefs = PoolDefs {
@@ -24,6 +25,7 @@ pub(crate) const POSTGRES: PoolDefs = PoolDefs {
     max: &catalog::POSTGRES_MAX_OPEN_CONNECTIONS,
     wait: &catalog::POSTGRES_CONNECTION_WAIT_DURATION,
     timeouts: &catalog::POSTGRES_CONNECTION_TIMEOUTS,
+    errors: &catalog::POSTGRES_CONNECTION_ERRORS,
 };
 
 pub(crate) const SQLITE: PoolDefs = PoolDefs {
@@ -33,6 +35,7 @@ pub(crate) const SQLITE: PoolDefs = PoolDefs {
     max: &catalog::SQLITE_MAX_OPEN_CONNECTIONS,
     wait: &catalog::SQLITE_CONNECTION_WAIT_DURATION,
     timeouts: &catalog::SQLITE_CONNECTION_TIMEOUTS,
+    errors: &catalog::SQLITE_CONNECTION_ERRORS,
 };
 
 /// What the gauges read: open and idle connections now (`sqlx::Pool::size`, `num_idle`).
@@ -50,19 +53,45 @@ impl<DB: sqlx::Database> PoolGauges for sqlx::Pool<DB> {
     }
 }
 
+/// How one acquire ended, as the counters see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcquireEnd {
+    /// A connection, or no answer at all (cancelled, or the pool closed at shutdown).
+    Done,
+    /// No connection within `acquire_timeout`. sqlx retries a refused TCP connect until then,
+    /// so a database that is down but whose host answers ends here.
+    TimedOut,
+    /// Failed at once: connect errors sqlx does not retry (authentication, TLS, reset, unknown
+    /// database, unreachable host, unopenable file).
+    Failed,
+}
+
+impl AcquireEnd {
+    pub(crate) fn of<T>(result: &Result<T, sqlx::Error>) -> AcquireEnd {
+        match result {
+            Ok(_) | Err(sqlx::Error::PoolClosed) => AcquireEnd::Done,
+            Err(sqlx::Error::PoolTimedOut) => AcquireEnd::TimedOut,
+            Err(_) => AcquireEnd::Failed,
+        }
+    }
+}
+
 /// Per-acquire instruments of one SQL pool.
 #[derive(Clone)]
 pub(crate) struct AcquireMetrics {
     wait: Arc<Histogram>,
     timeouts: Arc<Counter>,
+    errors: Arc<Counter>,
 }
 
 impl AcquireMetrics {
     #[inline]
-    pub(crate) fn record(&self, waited: Duration, timed_out: bool) {
+    pub(crate) fn record(&self, waited: Duration, end: AcquireEnd) {
         self.wait.observe(waited.as_secs_f64());
-        if timed_out {
-            self.timeouts.inc();
+        match end {
+            AcquireEnd::Done => {}
+            AcquireEnd::TimedOut => self.timeouts.inc(),
+            AcquireEnd::Failed => self.errors.inc(),
         }
     }
 }
@@ -84,5 +113,10 @@ pub(crate) fn register_pool(
         emit(&[], f64::from(open.saturating_sub(idle)))
     });
     registry.observe(defs.max, move |emit| emit(&[], f64::from(max)));
-    AcquireMetrics { wait: registry.histogram(defs.wait).get(&[]), timeouts: registry.counter(defs.timeouts).get(&[]) }
+    // Resolving the counters here exposes them at zero from the start.
+    AcquireMetrics {
+        wait: registry.histogram(defs.wait).get(&[]),
+        timeouts: registry.counter(defs.timeouts).get(&[]),
+        errors: registry.counter(defs.errors).get(&[]),
+    }
 }

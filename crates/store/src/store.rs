@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection,
 use crate::config::StoreConfig;
 use crate::error::{StoreError, Unavailable};
 use crate::health::{HealthProbe, HealthState, spawn_probe};
-use crate::metrics::{self, AcquireMetrics};
+use crate::metrics::{self, AcquireEnd, AcquireMetrics};
 use crate::{postgres, sqlite};
 
 #[derive(Clone)]
@@ -82,12 +82,12 @@ impl StoreConn {
 struct AcquireTimer<'a> {
     metrics: &'a AcquireMetrics,
     start: Instant,
-    timed_out: bool,
+    end: AcquireEnd,
 }
 
 impl Drop for AcquireTimer<'_> {
     fn drop(&mut self) {
-        self.metrics.record(self.start.elapsed(), self.timed_out);
+        self.metrics.record(self.start.elapsed(), self.end);
     }
 }
 
@@ -163,14 +163,15 @@ impl Store {
     }
 
     /// A pooled connection. The wait is recorded in `*_connection_wait_duration_seconds` on every
-    /// call, successful or not; a timeout also counts in `*_connection_timeouts_total`.
+    /// call, successful or not; a timeout also counts in `*_connection_timeouts_total`, a connect
+    /// that failed at once in `*_connection_errors_total`.
     pub async fn acquire(&self) -> Result<StoreConn, StoreError> {
-        let mut timer = AcquireTimer { metrics: &self.inner.metrics, start: Instant::now(), timed_out: false };
+        let mut timer = AcquireTimer { metrics: &self.inner.metrics, start: Instant::now(), end: AcquireEnd::Done };
         let result = match &self.inner.pool {
             Pool::Postgres(p) => p.acquire().await.map(StoreConn::Postgres),
             Pool::Sqlite(p) => p.acquire().await.map(StoreConn::Sqlite),
         };
-        timer.timed_out = matches!(result, Err(sqlx::Error::PoolTimedOut));
+        timer.end = AcquireEnd::of(&result);
         drop(timer);
         result.map_err(|e| StoreError::from_sqlx(self.inner.backend, e))
     }

@@ -152,6 +152,30 @@ async fn redis_pool_timeouts_are_typed_and_counted() {
     assert_eq!(pool_counters(&render(&reg)), [2.0, 1.0, 1.0, 0.0]);
 }
 
+/// A get that finds no idle connection is a miss whether it opens one or waits for one to be
+/// returned (the catalog's meaning, as go-redis's `PoolStats.Misses`).
+#[tokio::test]
+async fn redis_gets_that_find_no_idle_connection_are_misses() {
+    if !redis_up().await {
+        return;
+    }
+    let mut config = redis_config(REDIS_ADDR);
+    config.pool_size = 1;
+    config.pool_timeout = Duration::from_secs(5);
+    let (cache, reg) = redis_cache(&config).await;
+    let Cache::Redis(redis) = &cache else { panic!("redis backend") };
+    let held = redis.get_conn().await.expect("the only connection");
+    let waiting = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("k").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(held);
+    no_hang(Duration::from_secs(10), waiting).await.expect("join").expect("served once returned");
+    // ping (miss: opened the first connection), held (hit), the waiting get (miss).
+    assert_eq!(pool_counters(&render(&reg)), [1.0, 2.0, 0.0, 0.0]);
+}
+
 /// The server-side id of the pool's (only idle) connection.
 async fn pooled_client_id(cache: &Cache) -> i64 {
     let Cache::Redis(redis) = cache else { panic!("redis backend") };

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{PG_ADMIN_URL, Proxy, TestDb, no_hang, registry, wait_until};
+use common::{PG_ADMIN_URL, Proxy, TestDb, no_hang, registry, render, sample, wait_until};
 use compozy_core::{Readiness, Secret};
 use compozy_store::{Store, StoreConfig, StoreError};
 use sqlx::{Connection, PgConnection};
@@ -82,9 +82,33 @@ async fn unreachable_at_start_is_unavailable() {
     // Nothing listens on port 1.
     let mut cfg = config("postgres://postgres:hunter2@127.0.0.1:1/x".into());
     cfg.acquire_timeout = Duration::from_millis(300);
-    let err = no_hang(Duration::from_secs(10), Store::connect(&cfg, std::path::Path::new("/unused"), &registry()))
+    let reg = registry();
+    let err = no_hang(Duration::from_secs(10), Store::connect(&cfg, std::path::Path::new("/unused"), &reg))
         .await
         .expect_err("nothing listens");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     assert!(!err.to_string().contains("hunter2"));
+    // sqlx retries a refused TCP connect until the acquire timeout: a timeout, not an error.
+    let text = render(&reg);
+    assert_eq!(sample(&text, "compozy_postgres_connection_timeouts_total"), 1.0, "{text}");
+    assert_eq!(sample(&text, "compozy_postgres_connection_errors_total"), 0.0, "{text}");
+}
+
+/// A server that refuses the session (here: the database does not exist) fails the acquire at
+/// once; it is counted in `connection_errors_total`, which PostgresConnectionErrors pages on.
+#[tokio::test]
+async fn refused_session_counts_as_a_connection_error() {
+    let Some(db) = TestDb::create().await else { return };
+    let mut cfg = config(format!("postgres://postgres@{}/{}_missing", common::PG_ADDR, db.name));
+    cfg.acquire_timeout = Duration::from_secs(5);
+    let reg = registry();
+    let started = std::time::Instant::now();
+    let err = no_hang(Duration::from_secs(10), Store::connect(&cfg, std::path::Path::new("/unused"), &reg))
+        .await
+        .expect_err("no such database");
+    assert!(started.elapsed() < cfg.acquire_timeout, "failed at once, not after the timeout: {err:?}");
+    let text = render(&reg);
+    assert_eq!(sample(&text, "compozy_postgres_connection_errors_total"), 1.0, "{text}");
+    assert_eq!(sample(&text, "compozy_postgres_connection_timeouts_total"), 0.0, "{text}");
+    db.drop_db().await;
 }

@@ -96,6 +96,7 @@ async fn acquires_are_all_recorded(fx: &Fixture) {
     assert_eq!(sample(&text, &wait_count), (1 + N) as f64);
     assert_eq!(sample(&text, &format!("{p}_max_open_connections")), f64::from(K));
     assert_eq!(sample(&text, &timeouts), 0.0);
+    assert_eq!(sample(&text, &format!("{p}_connection_errors_total")), 0.0, "registered at zero");
     // sqlx returns a dropped connection to the pool from a spawned task: wait for it.
     let in_use = format!("{p}_connections_in_use");
     wait_until("connections released", Duration::from_secs(10), || sample(&render(&reg), &in_use) == 0.0).await;
@@ -117,6 +118,7 @@ async fn acquires_are_all_recorded(fx: &Fixture) {
     assert_eq!(err.retry_after(), Some(compozy_store::RETRY_AFTER));
     let text = render(&reg);
     assert_eq!(sample(&text, &timeouts), 1.0);
+    assert_eq!(sample(&text, &format!("{p}_connection_errors_total")), 0.0, "a timeout is not an error");
     assert_eq!(sample(&text, &wait_count), (1 + N + K as usize + 1) as f64);
     // The failed wait lasted at least the acquire timeout, so it is not in the le=0.25 bucket.
     let le = format!("{p}_connection_wait_duration_seconds_bucket{{le=\"0.25\"}}");
@@ -129,6 +131,26 @@ async fn acquires_are_all_recorded(fx: &Fixture) {
     assert_eq!(sample(&text, &format!("{p}_connections_open")), f64::from(K));
 }
 both_backends!(acquire_metrics, acquires_are_all_recorded);
+
+/// A database file that cannot be opened fails at once: counted as a connection error, not as
+/// a timeout (the twin of PostgreSQL refusing the session).
+#[tokio::test]
+async fn sqlite_unopenable_file_counts_as_a_connection_error() {
+    let fx = Fixture::sqlite();
+    // A directory where the database file should be.
+    std::fs::create_dir_all(fx.data_dir().join(compozy_store::DB_FILE)).expect("mkdir");
+    let reg = registry();
+    let mut config = fx.config();
+    config.acquire_timeout = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let err = no_hang(Duration::from_secs(10), Store::connect(&config, &fx.data_dir(), &reg))
+        .await
+        .expect_err("a directory is not a database");
+    assert!(started.elapsed() < config.acquire_timeout, "failed at once, not after the timeout: {err:?}");
+    let text = render(&reg);
+    assert_eq!(sample(&text, "compozy_sqlite_connection_errors_total"), 1.0, "{text}");
+    assert_eq!(sample(&text, "compozy_sqlite_connection_timeouts_total"), 0.0, "{text}");
+}
 
 async fn migrations_are_idempotent(fx: &Fixture) {
     let store = open(fx).await;

@@ -257,7 +257,7 @@ metric!(
     None,
     [],
     [],
-    "Postgres connection acquires that failed at once, without waiting out the timeout (refused, authentication or TLS failure)."
+    "Postgres connection acquires that failed at once, without waiting out the timeout: the session was refused (authentication, unknown database, TLS failure, connection reset). A refused TCP connect is retried until the timeout and counts as a timeout."
 );
 metric!(
     SQLITE_CONNECTIONS_OPEN,
@@ -327,7 +327,7 @@ metric!(
     None,
     [],
     [],
-    "Embedded SQLite connection acquires that failed at once, without waiting out the timeout."
+    "Embedded SQLite connection acquires that failed at once, without waiting out the timeout (the database file cannot be opened)."
 );
 metric!(
     REDIS_POOL_SIZE,
@@ -377,7 +377,7 @@ metric!(
     None,
     [],
     [],
-    "Redis pool gets that had to open a new connection."
+    "Redis pool gets that found no idle connection (they opened one or waited for one to be returned); gets that then timed out count in redis_pool_timeouts instead."
 );
 metric!(
     REDIS_POOL_TIMEOUTS,

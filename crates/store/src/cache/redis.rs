@@ -229,6 +229,8 @@ fn register_metrics(registry: &Registry, pool: &Pool<RedisManager>, size: u32) {
     stat(&catalog::REDIS_POOL_TOTAL_CONNS, |s| u64::from(s.connections));
     stat(&catalog::REDIS_POOL_IDLE_CONNS, |s| u64::from(s.idle_connections));
     stat(&catalog::REDIS_POOL_HITS, |s| s.statistics.get_direct);
+    // bb8 counts a get as waited when it found no idle connection (it then opened one or took a
+    // returned one): the catalog's miss. A get that then timed out is counted as timed out.
     stat(&catalog::REDIS_POOL_MISSES, |s| s.statistics.get_waited);
     stat(&catalog::REDIS_POOL_TIMEOUTS, |s| s.statistics.get_timed_out);
     stat(&catalog::REDIS_POOL_STALE_CONNS, |s| {
