@@ -1,6 +1,7 @@
 //! The shipped Grafana dashboards (`deploy/grafana/dashboards/*.json`): valid JSON, a
 //! `${datasource}` variable used by every panel, a unit on every panel, and queries that only
-//! select catalog metrics or series recorded by `deploy/prometheus/recording-rules.yml`.
+//! select catalog metrics or series recorded by `deploy/prometheus/recording-rules.yml` or the
+//! SLO files `deploy/prometheus/slo/*.yml`.
 
 #[path = "support/promql.rs"]
 mod promql;
@@ -34,13 +35,16 @@ fn dashboards() -> Vec<(String, Value)> {
     out
 }
 
-/// Record names defined in recording-rules.yml (read line by line: `- record: NAME`).
+/// Record names defined in recording-rules.yml and the SLO files slo/*.yml (read line by line:
+/// `- record: NAME`).
 fn recorded_names() -> BTreeSet<String> {
-    let path = repo_root().join("deploy/prometheus/recording-rules.yml");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- record:").map(|n| n.trim().to_string()))
+    let dir = repo_root().join("deploy/prometheus");
+    let slos = std::fs::read_dir(dir.join("slo")).expect("deploy/prometheus/slo").map(|e| e.expect("entry").path());
+    std::iter::once(dir.join("recording-rules.yml"))
+        .chain(slos)
+        .flat_map(|path| {
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).lines().filter_map(|l| l.trim().strip_prefix("- record:").map(|n| n.trim().to_string())).collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -1,6 +1,7 @@
-//! The shipped Prometheus rules (`deploy/prometheus/`): promtool accepts them, their unit tests
-//! pass, every alert follows the house style and is tested firing and silent, and every metric
-//! they select exists in the code catalog.
+//! The shipped Prometheus rules (`deploy/prometheus/`: recording-rules.yml, alerts.yml and the
+//! SLO files slo/*.yml): promtool accepts them, their unit tests pass, every alert follows the
+//! house style and is tested firing and silent, and every metric they select exists in the code
+//! catalog.
 //!
 //! Needs `promtool` (Prometheus >= 2.42) on PATH for the promtool parts; without it they are
 //! skipped, unless `COMPOZY_REQUIRE_SERVICES=1` (as in CI), where they fail.
@@ -14,7 +15,8 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-const RUNBOOK_BASE: &str = "https://github.com/compozy/compozy-rs/blob/main/docs/runbooks/";
+/// `runbook_url` = the `runbook_base_url` external label operators set, or the repository path.
+const RUNBOOK_BASE: &str = "{{ with $externalLabels.runbook_base_url }}{{ . }}{{ else }}docs/runbooks/{{ end }}";
 /// The shortest allowed rate window: 4 x the 15s scrape interval.
 const MIN_RANGE_SECS: u64 = 60;
 
@@ -82,9 +84,16 @@ fn prometheus_dir() -> PathBuf {
     repo_root().join("deploy/prometheus")
 }
 
-fn rule_paths() -> [PathBuf; 2] {
+fn rule_paths() -> Vec<PathBuf> {
     let dir = prometheus_dir();
-    [dir.join("recording-rules.yml"), dir.join("alerts.yml")]
+    let mut slos: Vec<PathBuf> = std::fs::read_dir(dir.join("slo"))
+        .expect("deploy/prometheus/slo exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    slos.sort();
+    assert!(!slos.is_empty(), "no SLO rule files in deploy/prometheus/slo");
+    [dir.join("recording-rules.yml"), dir.join("alerts.yml")].into_iter().chain(slos).collect()
 }
 
 fn test_paths() -> Vec<PathBuf> {
@@ -140,7 +149,7 @@ fn promtool(args: &[&str]) -> Option<(bool, String)> {
 }
 
 #[test]
-fn promtool_check_rules_accepts_both_files() {
+fn promtool_check_rules_accepts_every_rule_file() {
     for path in rule_paths() {
         let path = path.to_str().expect("utf-8 path").to_string();
         let Some((ok, output)) = promtool(&["check", "rules", &path]) else { return };
@@ -194,7 +203,9 @@ fn recording_rules_follow_the_naming_convention() {
     let mut seen = BTreeSet::new();
     for (group, rule) in rules() {
         let Some(record) = rule.record else { continue };
-        assert!(seen.insert(record.clone()), "{group}: {record} recorded twice");
+        // The SLO files record the same names, told apart by their `slo` label.
+        let slo = rule.labels.get("slo").cloned().unwrap_or_default();
+        assert!(seen.insert((record.clone(), slo)), "{group}: {record} recorded twice");
         let parts: Vec<&str> = record.split(':').collect();
         assert_eq!(parts.len(), 3, "{group}: {record} is not level:metric:operations");
         assert!(parts.iter().all(|p| !p.is_empty()), "{group}: {record} has an empty part");
