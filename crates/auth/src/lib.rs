@@ -1,16 +1,23 @@
 //! Authentication (API keys, JWT), the auth middleware, rate limiting and the user/key API.
 //!
-//! Wiring (server start-up):
+//! Wiring (server start-up; compiled as a doctest, so it cannot drift from the API):
 //!
-//! ```text
-//! let secret = secret_file::resolve_hmac_secret(config.hmac_secret.as_ref(), &data_dir)?;
-//! let auth = Arc::new(Authenticator::new(&config, &secret, store.clone(), AuthMetrics::new(&registry))?);
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use axum::{Router, middleware::from_fn_with_state, routing::get};
+//! # use compozy_auth::{AuthConfig, AuthMetrics, Authenticator, Guard, RateLimiter, authenticate, secret_file};
+//! # fn wire(config: AuthConfig, data_dir: &std::path::Path, store: compozy_store::Store,
+//! #     cache: compozy_store::Cache, registry: &compozy_telemetry::Registry) -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = secret_file::resolve_hmac_secret(config.hmac_secret.as_ref(), data_dir)?;
+//! let auth = Arc::new(Authenticator::new(&config, &secret, store.clone(), AuthMetrics::new(registry))?);
 //! let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache.clone())));
 //! let guard = |group, role| Guard::new(auth.clone(), Some(limiter.clone()), &config, group, role);
 //! // Per route group, as a route layer (so the route template is known):
-//! let api = Router::new().route(...)
-//!     .route_layer(axum::middleware::from_fn_with_state(guard("default", None), authenticate));
+//! let api: Router = Router::new()
+//!     .route("/api/v0/executions", get(|| async { "runs" }))
+//!     .route_layer(from_fn_with_state(guard("default", None), authenticate));
 //! // Serve with `into_make_service_with_connect_info::<SocketAddr>()` so the peer address is known.
+//! # Ok(()) }
 //! ```
 //!
 //! See `docs/security.md` for the design and what is logged.
