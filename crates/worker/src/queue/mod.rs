@@ -7,7 +7,7 @@ pub mod sql;
 pub use complete::Success;
 pub use rescue::Rescued;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use compozy_store::{Store, StoreConn};
 use sqlx::{Connection, Row};
@@ -88,6 +88,10 @@ pub struct Claimed {
     pub queue: String,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Leases of this task that expired under a dead worker (not failures of the task).
+    pub rescues: i32,
+    /// This attempt's fencing token: drawn by the claim, required by every later write.
+    pub token: String,
     pub available_at: i64,
     /// The run's workflow and input, read with the claim so a task needs no read of its run.
     pub workflow_id: String,
@@ -139,6 +143,8 @@ where
         queue: row.try_get("queue")?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
+        rescues: row.try_get("rescues")?,
+        token: row.try_get("lease_token")?,
         available_at: row.try_get("available_at")?,
         workflow_id: row.try_get("workflow_id")?,
         input: row.try_get("input")?,
@@ -247,19 +253,49 @@ impl Queue {
         Ok(claimed)
     }
 
-    /// Extends the leases of `tasks` (still held by `owner`); returns how many.
-    pub async fn extend_leases(&self, owner: &str, tasks: &[String], until: i64) -> Result<u64, WorkerError> {
-        if tasks.is_empty() {
-            return Ok(0);
+    /// Extends the leases of the attempts `(task id, token)` still held; returns the tokens
+    /// extended. An attempt missing from the answer has lost its lease (rescued after a stall,
+    /// or its run cancelled) and must stop. One statement on PostgreSQL.
+    pub async fn extend_leases(
+        &self,
+        attempts: &[(String, String)],
+        until: i64,
+    ) -> Result<HashSet<String>, WorkerError> {
+        if attempts.is_empty() {
+            return Ok(HashSet::new());
         }
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
-        let mut n = 0;
-        for id in tasks {
-            n += on_conn!(&mut conn, c => sqlx::query(sql::EXTEND_LEASE).bind(id).bind(owner).bind(until)
-                .execute(&mut **c).await?.rows_affected());
-        }
-        Ok(n)
+        let held = match &mut conn {
+            StoreConn::Postgres(c) => {
+                let (ids, tokens): (Vec<&str>, Vec<&str>) =
+                    attempts.iter().map(|(id, token)| (id.as_str(), token.as_str())).unzip();
+                sqlx::query_scalar(sql::EXTEND_LEASES_POSTGRES)
+                    .bind(ids)
+                    .bind(tokens)
+                    .bind(until)
+                    .fetch_all(&mut **c)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            StoreConn::Sqlite(c) => {
+                let mut tx = c.begin().await?;
+                let mut held = HashSet::with_capacity(attempts.len());
+                for (id, token) in attempts {
+                    let row: Option<String> = sqlx::query_scalar(sql::EXTEND_LEASE)
+                        .bind(id)
+                        .bind(token)
+                        .bind(until)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    held.extend(row);
+                }
+                tx.commit().await?;
+                held
+            }
+        };
+        Ok(held)
     }
 
     /// Cancels a pending or running run and its waiting task; `false` when it had already ended
