@@ -37,8 +37,14 @@ fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Respon
 
 /// Store failures: 503 + `Retry-After` when unavailable, else 500; the error text is logged only.
 fn failure(e: &WorkerError) -> Response {
-    if let WorkerError::UnknownWorkflow(_) = e {
-        return problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id");
+    match e {
+        WorkerError::UnknownWorkflow(_) => {
+            return problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id");
+        }
+        WorkerError::InvalidInput { .. } => {
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &e.to_string());
+        }
+        _ => {}
     }
     match e.retry_after() {
         Some(after) => {

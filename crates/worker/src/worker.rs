@@ -132,20 +132,24 @@ impl Worker {
     }
 
     /// Starts a run of workflow `workflow_id` with `input` (one transaction: run + first task).
+    /// The input must satisfy the workflow's `input` schema ([`WorkerError::InvalidInput`]).
     pub async fn start_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<String, WorkerError> {
         let registry = self.inner.project.registry();
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        check_input(workflow, input)?;
         let id = self.inner.queue.start_run(workflow, input, &self.inner.config.queue).await?;
         self.inner.wake.notify_one();
         Ok(id)
     }
 
-    /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`].
+    /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`]; the input
+    /// is checked against the workflow's `input` schema as in [`Worker::start_run`].
     pub fn new_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<NewRun, WorkerError> {
         let registry = self.inner.project.registry();
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        check_input(workflow, input)?;
         NewRun::of(workflow, input, &self.inner.config.queue)
     }
 
@@ -258,6 +262,21 @@ impl Worker {
         }
         full
     }
+}
+
+/// The first violation of the workflow's input schema, by JSON pointer. The reason may quote
+/// the caller's own value, so it is bounded and meant for the caller, not for logs.
+fn check_input(workflow: &Workflow, input: &serde_json::Value) -> Result<(), WorkerError> {
+    let Some(schema) = &workflow.input_schema else { return Ok(()) };
+    schema.0.validate(input).map_err(|e| {
+        let mut reason = e.to_string();
+        if reason.len() > 200 {
+            let cut = (0..=200).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        WorkerError::InvalidInput { pointer: e.instance_path().as_str().to_string(), reason }
+    })
 }
 
 /// How long shutdown waits for the last successes to be written before releasing leases.
