@@ -15,10 +15,9 @@ use serde::Deserialize;
 use compozy_core::problem::problem;
 
 use crate::error::WorkerError;
+use crate::model::RunStatus;
 use crate::runs::RunFilter;
 use crate::worker::Worker;
-
-const STATUSES: &[&str] = &["pending", "running", "succeeded", "failed", "cancelled"];
 
 pub fn routes(worker: Worker) -> Vec<(&'static str, MethodRouter)> {
     vec![
@@ -135,7 +134,7 @@ async fn list(
     let Ok(Query(q)) = query else {
         return problem(StatusCode::BAD_REQUEST, "invalid-query", "unknown or malformed query parameter");
     };
-    if q.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+    if q.status.as_deref().is_some_and(|s| RunStatus::parse(s).is_none()) {
         return problem(
             StatusCode::BAD_REQUEST,
             "invalid-query",

@@ -8,7 +8,8 @@ use compozy_telemetry::catalog;
 use compozy_telemetry::{Counter, Family, Histogram, Registry};
 use parking_lot::RwLock;
 
-pub const KINDS: [&str; 3] = ["tool", "http", "wait"];
+use crate::model::TaskKind;
+
 pub const OUTCOMES: [&str; 3] = ["success", "error", "timeout"];
 
 /// Per-queue readiness as last read from the store (cluster-wide).
@@ -42,8 +43,8 @@ pub struct WorkerMetrics {
     rescued: Arc<Family<Counter>>,
 }
 
-fn kind_index(kind: &str) -> usize {
-    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+fn kind_index(kind: TaskKind) -> usize {
+    TaskKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 impl WorkerMetrics {
@@ -54,7 +55,8 @@ impl WorkerMetrics {
         register_observed(registry, &snapshot, slots, stale_after_ms);
         let hist = registry.histogram(&catalog::WORKER_ACTIVITY_DURATION);
         let hist = &hist;
-        let duration = KINDS.iter().flat_map(|k| OUTCOMES.iter().map(move |o| hist.get(&[k, o]))).collect();
+        let duration =
+            TaskKind::ALL.iter().flat_map(|k| OUTCOMES.iter().map(move |o| hist.get(&[k.as_str(), o]))).collect();
         let retries_family = registry.counter(&catalog::WORKER_TASK_RETRIES);
         let rescued = registry.counter(&catalog::WORKER_TASKS_RESCUED);
         // At zero for the configured queue from the start.
@@ -63,13 +65,13 @@ impl WorkerMetrics {
             snapshot,
             duration,
             schedule_to_start: registry.histogram(&catalog::WORKER_SCHEDULE_TO_START).get(&[queue]),
-            retries: KINDS.iter().map(|k| retries_family.get(&[k])).collect(),
+            retries: TaskKind::ALL.iter().map(|k| retries_family.get(&[k.as_str()])).collect(),
             dead: registry.counter(&catalog::WORKER_TASKS_DEAD).get(&[queue]),
             rescued,
         }
     }
 
-    pub fn activity(&self, kind: &str, outcome: &str, seconds: f64) {
+    pub fn activity(&self, kind: TaskKind, outcome: &str, seconds: f64) {
         let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(1);
         if let Some(h) = self.duration.get(kind_index(kind) * OUTCOMES.len() + o) {
             h.observe(seconds);
@@ -80,7 +82,7 @@ impl WorkerMetrics {
         self.schedule_to_start.observe(seconds.max(0.0));
     }
 
-    pub fn retry(&self, kind: &str) {
+    pub fn retry(&self, kind: TaskKind) {
         if let Some(c) = self.retries.get(kind_index(kind)) {
             c.inc();
         }

@@ -395,7 +395,7 @@ async fn run_activity(
             }
         },
     };
-    inner.metrics.activity(&task.kind, outcome.label(), started.elapsed().as_secs_f64());
+    inner.metrics.activity(task.kind, outcome.label(), started.elapsed().as_secs_f64());
     drop(slot);
     outcome
 }
@@ -447,7 +447,7 @@ async fn record(
     };
     drop(held);
     match result {
-        Ok(Failed::Retried) => inner.metrics.retry(&task.kind),
+        Ok(Failed::Retried) => inner.metrics.retry(task.kind),
         Ok(Failed::Dead) => inner.metrics.dead(),
         Ok(Failed::Lost) => {
             tracing::info!(task = %task.id, "the attempt had lost its lease; its failure was not recorded")

@@ -225,3 +225,30 @@ async fn heartbeat_age_counts_from_the_start_before_the_first_heartbeat() {
     assert_eq!(sample(&t, "compozy_dispatcher_health_status"), 0.0);
     assert_eq!(sample_opt(&t, "compozy_worker_tasks_rescued_total{queue_name=\"default\"}"), Some(0.0), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_refuses_values_outside_the_vocabularies() {
+    for env in Env::both().await {
+        let (w, _) = env.worker(fast());
+        let id = w.start_run("noop", &json!({})).await.expect("start");
+        let strangers = [
+            format!("UPDATE tasks SET kind = 'shell' WHERE run_id = '{id}'"),
+            format!("UPDATE tasks SET state = 'paused' WHERE run_id = '{id}'"),
+            format!("UPDATE tasks SET last_outcome = 'meh' WHERE run_id = '{id}'"),
+            format!("UPDATE workflow_runs SET status = 'done' WHERE id = '{id}'"),
+        ];
+        for statement in &strangers {
+            let mut conn = env.store.acquire().await.expect("connection");
+            let refused = match &mut conn {
+                compozy_store::StoreConn::Postgres(c) => {
+                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str())).execute(&mut **c).await.is_err()
+                }
+                compozy_store::StoreConn::Sqlite(c) => {
+                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str())).execute(&mut **c).await.is_err()
+                }
+            };
+            assert!(refused, "{}: {statement}", env.name());
+        }
+        assert_eq!(w.queue().run_tasks(&id).await.expect("tasks")[0].kind, "wait");
+    }
+}

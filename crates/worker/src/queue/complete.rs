@@ -144,7 +144,7 @@ async fn succeed_postgres(
         .bind(next_column(batch, |_| uuid::Uuid::new_v4().to_string()))
         .bind(next_column(batch, |n| n.position))
         .bind(next_column(batch, |n| n.name.clone()))
-        .bind(next_column(batch, |n| n.kind))
+        .bind(next_column(batch, |n| n.kind.as_str()))
         .bind(next_column(batch, |n| n.queue.clone()))
         .bind(next_column(batch, |n| n.max_attempts))
         .bind(next_column(batch, |n| n.available_at))

@@ -14,6 +14,7 @@ use sqlx::{Connection, Row};
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
+use crate::model::{Backend, TaskKind};
 use crate::runs::TxConn;
 use crate::starter::Companion;
 
@@ -45,7 +46,7 @@ macro_rules! insert_task {
             .bind(&$t.run_id)
             .bind($t.position)
             .bind(&$t.name)
-            .bind($t.kind)
+            .bind($t.kind.as_str())
             .bind(&$t.queue)
             .bind($t.max_attempts)
             .bind($t.available_at.max($now))
@@ -60,7 +61,7 @@ pub struct NewTask {
     pub run_id: String,
     pub position: i32,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: TaskKind,
     pub queue: String,
     pub max_attempts: i32,
     pub available_at: i64,
@@ -84,7 +85,7 @@ pub struct Claimed {
     pub run_id: String,
     pub position: i32,
     pub name: String,
-    pub kind: String,
+    pub kind: TaskKind,
     pub queue: String,
     pub attempt: i32,
     pub max_attempts: i32,
@@ -127,6 +128,17 @@ pub struct Queue {
     postgres: bool,
 }
 
+impl Queue {
+    pub fn backend(&self) -> Backend {
+        if self.postgres { Backend::Postgres } else { Backend::Sqlite }
+    }
+}
+
+/// A kind outside the vocabulary is an error, never silently another kind.
+fn decode_kind(text: String) -> Result<TaskKind, sqlx::Error> {
+    TaskKind::parse(&text).ok_or_else(|| sqlx::Error::Decode(format!("unknown task kind `{text}`").into()))
+}
+
 fn decode_claimed<R: Row>(row: &R) -> Result<Claimed, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -139,7 +151,7 @@ where
         run_id: row.try_get("run_id")?,
         position: row.try_get("position")?,
         name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
+        kind: decode_kind(row.try_get("kind")?)?,
         queue: row.try_get("queue")?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
@@ -153,7 +165,7 @@ where
 
 impl Queue {
     pub fn new(store: Store) -> Self {
-        let postgres = store.backend() == "postgres";
+        let postgres = store.backend() == Backend::Postgres.as_str();
         Self { store, postgres }
     }
 
@@ -364,7 +376,7 @@ async fn insert_runs_postgres(tx: &mut sqlx::PgConnection, runs: &[NewRun], now:
         .bind(col(|r| &r.id))
         .bind(runs.iter().map(|r| r.first.position).collect::<Vec<_>>())
         .bind(col(|r| &r.first.name))
-        .bind(col(|r| r.first.kind))
+        .bind(col(|r| r.first.kind.as_str()))
         .bind(col(|r| &r.first.queue))
         .bind(runs.iter().map(|r| r.first.max_attempts).collect::<Vec<_>>())
         .bind(runs.iter().map(|r| r.first.available_at).collect::<Vec<_>>())
