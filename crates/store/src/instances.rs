@@ -36,6 +36,7 @@ const UPSERT: &str = "INSERT INTO instances (id, role, started_at, heartbeat_at)
 const HEARTBEAT: &str = "UPDATE instances SET heartbeat_at = $2 WHERE id = $1";
 const LIST: &str = "SELECT id, role, started_at, heartbeat_at FROM instances WHERE heartbeat_at >= $1 ORDER BY id";
 const REMOVE: &str = "DELETE FROM instances WHERE id = $1";
+const PRUNE: &str = "DELETE FROM instances WHERE heartbeat_at < $1";
 
 fn millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -96,6 +97,19 @@ impl Store {
                 rows.and_then(|rows| rows.iter().map(decode).collect::<Result<Vec<_>, _>>())
             })
             .map_err(|e| self.map_err(e))
+        })
+        .await
+    }
+
+    /// Forgets every instance silent for longer than `older_than` (processes that died without
+    /// deregistering); returns how many. A live one that was only cut off registers again at its
+    /// next heartbeat.
+    pub async fn prune_instances(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let before = millis(SystemTime::now().checked_sub(older_than).unwrap_or(UNIX_EPOCH));
+        self.bounded(async {
+            let mut conn = self.acquire().await?;
+            on_conn!(&mut conn, c => sqlx::query(PRUNE).bind(before).execute(&mut **c).await.map(|r| r.rows_affected()))
+                .map_err(|e| self.map_err(e))
         })
         .await
     }

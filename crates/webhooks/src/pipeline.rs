@@ -256,7 +256,9 @@ fn cache_stop(e: &CacheError) -> Stop {
 }
 
 fn worker_stop(e: &WorkerError) -> Stop {
-    if matches!(e, WorkerError::Stopped) {
+    if let WorkerError::InvalidInput { .. } = e {
+        Stop::SchemaError(e.to_string())
+    } else if matches!(e, WorkerError::Stopped) {
         tracing::warn!("webhook run not stored: the engine is shutting down");
         Stop::Unavailable
     } else if e.retry_after().is_some() {

@@ -15,10 +15,9 @@ use serde::Deserialize;
 use compozy_core::problem::problem;
 
 use crate::error::WorkerError;
+use crate::model::RunStatus;
 use crate::runs::RunFilter;
 use crate::worker::Worker;
-
-const STATUSES: &[&str] = &["pending", "running", "succeeded", "failed", "cancelled"];
 
 pub fn routes(worker: Worker) -> Vec<(&'static str, MethodRouter)> {
     vec![
@@ -37,8 +36,14 @@ fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Respon
 
 /// Store failures: 503 + `Retry-After` when unavailable, else 500; the error text is logged only.
 fn failure(e: &WorkerError) -> Response {
-    if let WorkerError::UnknownWorkflow(_) = e {
-        return problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id");
+    match e {
+        WorkerError::UnknownWorkflow(_) => {
+            return problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id");
+        }
+        WorkerError::InvalidInput { .. } => {
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &e.to_string());
+        }
+        _ => {}
     }
     match e.retry_after() {
         Some(after) => {
@@ -129,7 +134,7 @@ async fn list(
     let Ok(Query(q)) = query else {
         return problem(StatusCode::BAD_REQUEST, "invalid-query", "unknown or malformed query parameter");
     };
-    if q.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+    if q.status.as_deref().is_some_and(|s| RunStatus::parse(s).is_none()) {
         return problem(
             StatusCode::BAD_REQUEST,
             "invalid-query",

@@ -33,11 +33,11 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
-    /// Spawns the flusher for lease owner `owner`, accepting up to `backlog` unanswered
+    /// Spawns the flusher, accepting up to `backlog` unanswered
     /// successes; the handle of the flusher's task ends once every `Completer` is dropped.
-    pub(crate) fn spawn(queue: Queue, owner: String, backlog: usize) -> (Completer, JoinHandle<()>) {
+    pub(crate) fn spawn(queue: Queue, backlog: usize) -> (Completer, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let flusher = tokio::spawn(flush_loop(queue, owner, rx));
+        let flusher = tokio::spawn(flush_loop(queue, rx));
         (Completer { tx, backlog: Arc::new(Semaphore::new(backlog.max(1))) }, flusher)
     }
 
@@ -54,11 +54,11 @@ impl Completer {
     }
 }
 
-async fn flush_loop(queue: Queue, owner: String, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn flush_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while gather(&mut rx, &mut batch, MAX_BATCH).await > 0 {
         let (successes, replies): (Vec<Success>, Vec<_>) = batch.drain(..).map(|p| (p.success, p.reply)).unzip();
-        let done: Option<HashSet<String>> = match queue.succeed_batch(&owner, &successes).await {
+        let done: Option<HashSet<String>> = match queue.succeed_batch(&successes).await {
             Ok(done) => Some(done),
             Err(e) => {
                 tracing::warn!(tasks = successes.len(), error = %e, "recording task successes failed; their leases will expire");

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// `false`: this process claims no tasks (an API node whose runs `compozy worker` processes
-    /// execute); it still dispatches, heartbeats and reports queue metrics, with zero slots.
+    /// execute); it registers with role `api` (not counted as an active dispatcher), still
+    /// rescues expired leases and reports queue metrics, with zero slots.
     pub enabled: bool,
     /// The queue this process claims from and `start_run` enqueues on.
     pub queue: String,
@@ -33,6 +34,12 @@ pub struct WorkerConfig {
     /// A dispatcher whose heartbeat is older than this is stale.
     #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
+    /// A registry row whose heartbeat is older than this many `stale_after` belongs to a dead
+    /// process and is deleted (by any live process).
+    pub stale_prune_multiple: u32,
+    /// Expired leases a task survives: past this many rescues it is dead-lettered (it keeps
+    /// killing its workers). Rescues do not consume the task's own `max_attempts`.
+    pub max_rescues: u32,
     /// Graceful shutdown: running activities get this long before their leases are released.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -57,6 +64,8 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(5),
             stale_after: Duration::from_secs(30),
+            stale_prune_multiple: 10,
+            max_rescues: 5,
             shutdown_timeout: Duration::from_secs(30),
             max_output_bytes: 1024 * 1024,
             max_stderr_bytes: 64 * 1024,
@@ -67,6 +76,16 @@ impl Default for WorkerConfig {
 
 impl WorkerConfig {
     /// `(activity, workflow)` slots of this process: none when it claims nothing.
+    /// The dispatcher registry's role of this process: only `worker` rows count as active.
+    pub fn role(&self) -> &'static str {
+        if self.enabled { "worker" } else { "api" }
+    }
+
+    /// Registry rows silent for this long belong to dead processes.
+    pub fn prune_after(&self) -> Duration {
+        self.stale_after.saturating_mul(self.stale_prune_multiple)
+    }
+
     pub fn slots(&self) -> (u32, u32) {
         if self.enabled { (self.max_concurrent_activities, self.max_concurrent_workflows) } else { (0, 0) }
     }
@@ -80,6 +99,9 @@ impl WorkerConfig {
         }
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.lease {
             return Err("worker.heartbeat_interval must be greater than 0 and shorter than worker.lease".into());
+        }
+        if self.stale_prune_multiple < 2 {
+            return Err("worker.stale_prune_multiple must be at least 2".into());
         }
         if self.poll_interval.is_zero() || self.refresh_interval.is_zero() {
             return Err("worker.poll_interval and worker.refresh_interval must be greater than 0".into());

@@ -1,6 +1,7 @@
 //! Background duties of a running worker: the dispatcher heartbeat (which also extends the
-//! leases this process holds), the cached queue and cluster snapshot, the rescue of expired
-//! leases, and the optional LISTEN wake-up.
+//! leases this process holds, and stops the attempts whose lease was lost), the cached queue
+//! and cluster snapshot, the rescue of expired leases, the pruning of dead processes' registry
+//! rows, and the optional LISTEN wake-up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use crate::metrics::QueueStat;
 use crate::queue::sql;
 use crate::worker::{Inner, millis};
 
-const ROLE: &str = "worker";
+/// The role whose fresh rows count as active dispatchers (API-only nodes register as `api`).
+const DISPATCHER: &str = "worker";
 
 pub(crate) async fn register(inner: &Inner) {
-    match inner.queue.store().register_instance(&inner.id, ROLE).await {
+    match inner.queue.store().register_instance(&inner.id, inner.config.role()).await {
         Ok(_) => heartbeat_ok(inner),
         Err(e) => heartbeat_failed(inner, &e),
     }
@@ -58,15 +60,32 @@ async fn heartbeat(inner: &Inner) {
     let alive = match store.heartbeat(&inner.id).await {
         Ok(true) => Ok(()),
         // Removed by someone (or never registered): register again.
-        Ok(false) => store.register_instance(&inner.id, ROLE).await.map(|_| ()),
+        Ok(false) => store.register_instance(&inner.id, inner.config.role()).await.map(|_| ()),
         Err(e) => Err(e),
     };
-    let held: Vec<String> = inner.inflight.lock().iter().cloned().collect();
-    let leases = inner.queue.extend_leases(&inner.id, &held, now_ms() + millis(inner.config.lease)).await;
+    let held: Vec<(String, String)> =
+        inner.inflight.lock().iter().map(|(token, a)| (a.task_id.clone(), token.clone())).collect();
+    let leases = inner.queue.extend_leases(&held, now_ms() + millis(inner.config.lease)).await;
+    if let Ok(extended) = &leases {
+        stop_lost(inner, held.iter().map(|(_, token)| token).filter(|t| !extended.contains(*t)));
+    }
     match (alive, leases) {
         (Ok(()), Ok(_)) => heartbeat_ok(inner),
         (Err(e), _) => heartbeat_failed(inner, &e),
         (_, Err(e)) => heartbeat_failed(inner, &e),
+    }
+}
+
+/// Attempts whose lease could not be extended lost it (rescued after a stall, or their run was
+/// cancelled): their activity is stopped (a tool's process group is killed). One that has just
+/// ended is past its activity and ignores the signal.
+fn stop_lost<'a>(inner: &Inner, tokens: impl Iterator<Item = &'a String>) {
+    let mut inflight = inner.inflight.lock();
+    for token in tokens {
+        if let Some(attempt) = inflight.remove(token) {
+            tracing::info!(task = %attempt.task_id, "the attempt lost its lease; stopping its activity");
+            let _ = attempt.lost.send(());
+        }
     }
 }
 
@@ -81,10 +100,10 @@ async fn refreshes(inner: &Inner) {
 
 /// Reads what the gauges show at scrape time, and rescues expired leases.
 pub(crate) async fn refresh(inner: &Inner) {
-    match inner.queue.rescue().await {
+    match inner.queue.rescue(inner.config.max_rescues).await {
         Ok(rescued) => {
-            for kind in &rescued.requeued {
-                inner.metrics.retry(kind);
+            for queue in &rescued.requeued {
+                inner.metrics.rescued(queue);
             }
             for _ in &rescued.dead {
                 inner.metrics.dead();
@@ -99,14 +118,24 @@ pub(crate) async fn refresh(inner: &Inner) {
         Ok(depths) => store_depths(inner, depths),
         Err(e) => tracing::warn!(error = %e, "reading queue depth failed; the gauges keep their last value"),
     }
+    count_dispatchers(inner).await;
+}
+
+/// Prunes the rows of dead processes, then counts the dispatchers (`worker` rows) by freshness.
+async fn count_dispatchers(inner: &Inner) {
     let store = inner.queue.store();
-    let fresh = store.list_instances(inner.config.stale_after).await;
-    let all = store.list_instances(Duration::from_secs(100 * 365 * 24 * 3600)).await;
-    if let (Ok(fresh), Ok(all)) = (fresh, all) {
-        let s = &inner.metrics.snapshot;
-        s.active.store(fresh.len() as u64, Ordering::Relaxed);
-        s.stale.store(all.len().saturating_sub(fresh.len()) as u64, Ordering::Relaxed);
+    if let Err(e) = store.prune_instances(inner.config.prune_after()).await {
+        tracing::warn!(error = %e, "pruning dead dispatchers failed");
     }
+    let Ok(all) = store.list_instances(Duration::from_secs(100 * 365 * 24 * 3600)).await else { return };
+    let fresh_since = std::time::SystemTime::now().checked_sub(inner.config.stale_after);
+    let (mut active, mut stale) = (0, 0);
+    for i in all.iter().filter(|i| i.role == DISPATCHER) {
+        if fresh_since.is_none_or(|since| i.heartbeat_at >= since) { active += 1 } else { stale += 1 }
+    }
+    let s = &inner.metrics.snapshot;
+    s.active.store(active, Ordering::Relaxed);
+    s.stale.store(stale, Ordering::Relaxed);
 }
 
 fn store_depths(inner: &Inner, depths: BTreeMap<String, crate::queue::Depth>) {

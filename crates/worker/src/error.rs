@@ -12,6 +12,10 @@ pub enum WorkerError {
     Database(#[from] sqlx::Error),
     #[error("no workflow `{0}`")]
     UnknownWorkflow(String),
+    /// The run input does not satisfy the workflow's `input` schema; `pointer` is the JSON
+    /// pointer of the failing value (`""` for the whole input).
+    #[error("the input does not match the workflow's schema at `{pointer}`: {reason}")]
+    InvalidInput { pointer: String, reason: String },
     #[error("invalid worker configuration: {0}")]
     Config(String),
     /// The process is shutting down: its run starter takes no more runs.

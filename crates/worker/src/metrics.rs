@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use compozy_telemetry::catalog;
-use compozy_telemetry::{Counter, Histogram, Registry};
+use compozy_telemetry::{Counter, Family, Histogram, Registry};
 use parking_lot::RwLock;
 
-pub const KINDS: [&str; 3] = ["tool", "http", "wait"];
+use crate::model::TaskKind;
+
 pub const OUTCOMES: [&str; 3] = ["success", "error", "timeout"];
 
 /// Per-queue readiness as last read from the store (cluster-wide).
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub workflows: AtomicI64,
     /// Dispatcher: Unix ms of the last successful heartbeat (0 = never).
     pub last_heartbeat_ms: AtomicI64,
+    /// Unix ms this process started: the heartbeat age counts from here until the first one.
+    pub started_ms: AtomicI64,
     pub consecutive_failures: AtomicU64,
     pub active: AtomicU64,
     pub stale: AtomicU64,
@@ -37,31 +40,38 @@ pub struct WorkerMetrics {
     schedule_to_start: Arc<Histogram>,
     retries: Vec<Arc<Counter>>,
     dead: Arc<Counter>,
+    rescued: Arc<Family<Counter>>,
 }
 
-fn kind_index(kind: &str) -> usize {
-    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+fn kind_index(kind: TaskKind) -> usize {
+    TaskKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 impl WorkerMetrics {
     pub fn new(registry: &Registry, queue: &str, slots: (u32, u32), stale_after_ms: i64) -> Self {
         let snapshot = Arc::new(Snapshot::default());
+        snapshot.started_ms.store(crate::clock::now_ms(), Ordering::Relaxed);
         snapshot.queues.write().insert(queue.to_string(), QueueStat::default());
         register_observed(registry, &snapshot, slots, stale_after_ms);
         let hist = registry.histogram(&catalog::WORKER_ACTIVITY_DURATION);
         let hist = &hist;
-        let duration = KINDS.iter().flat_map(|k| OUTCOMES.iter().map(move |o| hist.get(&[k, o]))).collect();
+        let duration =
+            TaskKind::ALL.iter().flat_map(|k| OUTCOMES.iter().map(move |o| hist.get(&[k.as_str(), o]))).collect();
         let retries_family = registry.counter(&catalog::WORKER_TASK_RETRIES);
+        let rescued = registry.counter(&catalog::WORKER_TASKS_RESCUED);
+        // At zero for the configured queue from the start.
+        rescued.get(&[queue]);
         Self {
             snapshot,
             duration,
             schedule_to_start: registry.histogram(&catalog::WORKER_SCHEDULE_TO_START).get(&[queue]),
-            retries: KINDS.iter().map(|k| retries_family.get(&[k])).collect(),
+            retries: TaskKind::ALL.iter().map(|k| retries_family.get(&[k.as_str()])).collect(),
             dead: registry.counter(&catalog::WORKER_TASKS_DEAD).get(&[queue]),
+            rescued,
         }
     }
 
-    pub fn activity(&self, kind: &str, outcome: &str, seconds: f64) {
+    pub fn activity(&self, kind: TaskKind, outcome: &str, seconds: f64) {
         let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(1);
         if let Some(h) = self.duration.get(kind_index(kind) * OUTCOMES.len() + o) {
             h.observe(seconds);
@@ -72,7 +82,7 @@ impl WorkerMetrics {
         self.schedule_to_start.observe(seconds.max(0.0));
     }
 
-    pub fn retry(&self, kind: &str) {
+    pub fn retry(&self, kind: TaskKind) {
         if let Some(c) = self.retries.get(kind_index(kind)) {
             c.inc();
         }
@@ -80,6 +90,11 @@ impl WorkerMetrics {
 
     pub fn dead(&self) {
         self.dead.inc();
+    }
+
+    /// A task of `queue` re-queued after its lease expired (queue names come from configuration).
+    pub fn rescued(&self, queue: &str) {
+        self.rescued.get(&[queue]).inc();
     }
 }
 
@@ -128,8 +143,12 @@ fn register_dispatcher(registry: &Registry, snap: &Arc<Snapshot>, stale_after_ms
     });
     let s = snap.clone();
     registry.observe(&catalog::DISPATCHER_HEARTBEAT_AGE, move |emit| {
-        let last = s.last_heartbeat_ms.load(Ordering::Relaxed);
-        let age = if last > 0 { (crate::clock::now_ms() - last).max(0) as f64 / 1000.0 } else { 0.0 };
+        // Before the first heartbeat the dispatcher has been silent since it started.
+        let last = match s.last_heartbeat_ms.load(Ordering::Relaxed) {
+            0 => s.started_ms.load(Ordering::Relaxed),
+            last => last,
+        };
+        let age = (crate::clock::now_ms() - last).max(0) as f64 / 1000.0;
         emit(&[], age)
     });
     let s = snap.clone();

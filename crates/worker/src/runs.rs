@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
+use crate::model::TaskKind;
 use crate::queue::{NewRun, NewTask, Queue, on_conn, sql};
 
 /// One run as stored. Times are Unix milliseconds.
@@ -56,11 +57,11 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-pub fn kind_of(task: &Task) -> &'static str {
+pub fn kind_of(task: &Task) -> TaskKind {
     match task.action {
-        Action::Tool(_) => "tool",
-        Action::Http(_) => "http",
-        Action::Wait(_) => "wait",
+        Action::Tool(_) => TaskKind::Tool,
+        Action::Http(_) => TaskKind::Http,
+        Action::Wait(_) => TaskKind::Wait,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The worker service: claims tasks, runs their activities within the configured slots,
 //! advances runs, heartbeats leases and the dispatcher, and keeps the cached metrics fresh.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use compozy_autoload::resources::{Action, Workflow};
 use compozy_core::Secret;
 use compozy_store::Store;
 use compozy_telemetry::Registry;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use crate::activity::{self, Limits, Outcome};
@@ -39,8 +40,10 @@ pub(crate) struct Inner {
     /// Lease owner and dispatcher instance id: unique per process start.
     pub(crate) id: String,
     pub(crate) wake: Notify,
-    /// Tasks whose attempt is running here: the heartbeat extends exactly these leases.
-    pub(crate) inflight: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Attempts running here, by fencing token: the heartbeat extends exactly these leases and
+    /// stops those whose lease it finds lost. Keyed by attempt, not task: a task re-claimed by
+    /// this process after a lost lease is a different attempt.
+    pub(crate) inflight: parking_lot::Mutex<HashMap<String, Inflight>>,
     paused: AtomicBool,
     http: Option<reqwest::Client>,
     pub(crate) listen_url: Option<Secret>,
@@ -50,6 +53,13 @@ impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker").field("id", &self.inner.id).field("queue", &self.inner.config.queue).finish()
     }
+}
+
+/// An attempt running in this process.
+pub(crate) struct Inflight {
+    pub(crate) task_id: String,
+    /// Fired when the lease is found lost: the activity is stopped.
+    pub(crate) lost: oneshot::Sender<()>,
 }
 
 /// Slots one claimed task holds: its run's until the run is advanced, the activity's while it runs.
@@ -122,20 +132,24 @@ impl Worker {
     }
 
     /// Starts a run of workflow `workflow_id` with `input` (one transaction: run + first task).
+    /// The input must satisfy the workflow's `input` schema ([`WorkerError::InvalidInput`]).
     pub async fn start_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<String, WorkerError> {
         let registry = self.inner.project.registry();
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        check_input(workflow, input)?;
         let id = self.inner.queue.start_run(workflow, input, &self.inner.config.queue).await?;
         self.inner.wake.notify_one();
         Ok(id)
     }
 
-    /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`].
+    /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`]; the input
+    /// is checked against the workflow's `input` schema as in [`Worker::start_run`].
     pub fn new_run(&self, workflow_id: &str, input: &serde_json::Value) -> Result<NewRun, WorkerError> {
         let registry = self.inner.project.registry();
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
+        check_input(workflow, input)?;
         NewRun::of(workflow, input, &self.inner.config.queue)
     }
 
@@ -157,7 +171,7 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         // One batch being written and one collecting: the backlog stays within twice the slots.
         let backlog = 2 * wfs.available_permits();
-        let (completer, flusher) = Completer::spawn(inner.queue.clone(), inner.id.clone(), backlog);
+        let (completer, flusher) = Completer::spawn(inner.queue.clone(), backlog);
         // Its own task: polled inside this loop's select it would freeze whenever the loop awaits
         // a claim, and a claim may wait for the SQLite writer lock the frozen refresh holds.
         let _background = AbortOnDrop(tokio::spawn(dispatcher::background(self.inner.clone())));
@@ -241,12 +255,28 @@ impl Worker {
             };
             inner.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0);
             inner.metrics.snapshot.workflows.fetch_add(1, Ordering::Relaxed);
-            inner.inflight.lock().insert(task.id.clone());
+            let (lost, on_lost) = oneshot::channel();
+            inner.inflight.lock().insert(task.token.clone(), Inflight { task_id: task.id.clone(), lost });
             let (me, completer) = (self.inner.clone(), completer.clone());
-            running.spawn(async move { execute(me, task, Slots { workflow, activity }, completer).await });
+            running.spawn(async move { execute(me, task, Slots { workflow, activity }, completer, on_lost).await });
         }
         full
     }
+}
+
+/// The first violation of the workflow's input schema, by JSON pointer. The reason may quote
+/// the caller's own value, so it is bounded and meant for the caller, not for logs.
+fn check_input(workflow: &Workflow, input: &serde_json::Value) -> Result<(), WorkerError> {
+    let Some(schema) = &workflow.input_schema else { return Ok(()) };
+    schema.0.validate(input).map_err(|e| {
+        let mut reason = e.to_string();
+        if reason.len() > 200 {
+            let cut = (0..=200).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        WorkerError::InvalidInput { pointer: e.instance_path().as_str().to_string(), reason }
+    })
 }
 
 /// How long shutdown waits for the last successes to be written before releasing leases.
@@ -274,19 +304,28 @@ impl Drop for Counted<'_> {
     }
 }
 
-async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Completer) {
+async fn execute(inner: Arc<Inner>, task: Claimed, slots: Slots, completer: Completer, lost: oneshot::Receiver<()>) {
     let workflow_gauge = Counted(&inner.metrics.snapshot.workflows);
     let registry = inner.project.registry();
-    let resolved = resolve(&inner, &registry, &task).await;
-    let (workflow, outcome) = match resolved {
-        Ok((workflow, input)) => {
-            let outcome = run_activity(&inner, workflow, &task, input, slots.activity).await;
-            (Some(workflow), outcome)
+    let attempt = async {
+        match resolve(&inner, &registry, &task).await {
+            Ok((workflow, input)) => {
+                (Some(workflow), run_activity(&inner, workflow, &task, input, slots.activity).await)
+            }
+            Err(outcome) => (None, outcome),
         }
-        Err(outcome) => (None, outcome),
     };
-    record(&inner, &completer, workflow, &task, outcome, Held { _gauge: workflow_gauge, _slot: slots.workflow }).await;
-    inner.inflight.lock().remove(&task.id);
+    // Losing the lease drops the attempt's future: a tool's process group is killed with it,
+    // and nothing is recorded (another attempt owns the task now, or its run was cancelled).
+    let ended = tokio::select! {
+        ended = attempt => Some(ended),
+        Ok(()) = lost => None,
+    };
+    if let Some((workflow, outcome)) = ended {
+        let held = Held { _gauge: workflow_gauge, _slot: slots.workflow };
+        record(&inner, &completer, workflow, &task, outcome, held).await;
+    }
+    inner.inflight.lock().remove(&task.token);
 }
 
 /// What a task holds until its outcome is recorded, or, for a success, handed to the flusher.
@@ -356,7 +395,7 @@ async fn run_activity(
             }
         },
     };
-    inner.metrics.activity(&task.kind, outcome.label(), started.elapsed().as_secs_f64());
+    inner.metrics.activity(task.kind, outcome.label(), started.elapsed().as_secs_f64());
     drop(slot);
     outcome
 }
@@ -377,8 +416,13 @@ async fn record(
             let next_pos = usize::try_from(task.position).unwrap_or(usize::MAX).saturating_add(1);
             let next = workflow.and_then(|w| new_task(w, &task.run_id, next_pos, &task.queue, now_ms()));
             let has_next = next.is_some();
-            let success =
-                Success { task_id: task.id.clone(), run_id: task.run_id.clone(), output: value.to_string(), next };
+            let success = Success {
+                task_id: task.id.clone(),
+                token: task.token.clone(),
+                run_id: task.run_id.clone(),
+                output: value.to_string(),
+                next,
+            };
             let stored = completer.submit(success).await;
             // Nothing runs for this task any more: free its slot now, so the next claim goes
             // out while the flush is in flight instead of after it.
@@ -403,9 +447,12 @@ async fn record(
     };
     drop(held);
     match result {
-        Ok(Failed::Retried) => inner.metrics.retry(&task.kind),
+        Ok(Failed::Retried) => inner.metrics.retry(task.kind),
         Ok(Failed::Dead) => inner.metrics.dead(),
-        Ok(_) => {}
+        Ok(Failed::Lost) => {
+            tracing::info!(task = %task.id, "the attempt had lost its lease; its failure was not recorded")
+        }
+        Ok(Failed::Failed) => {}
         Err(e) => tracing::warn!(task = %task.id, error = %e, "recording a task outcome failed; its lease will expire"),
     }
 }

@@ -195,3 +195,38 @@ async fn executions_show_every_attempt() {
         h.await.expect("stops");
     }
 }
+
+/// A workflow's `input` schema is enforced on every start: 422 naming the failing JSON pointer,
+/// and nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_are_checked_against_the_input_schema() {
+    let env = Env::sqlite().await;
+    let wf = "resource: workflow\nid: typed\ninput:\n  type: object\n  additionalProperties: false\n  required: [repository]\n  properties:\n    repository: {type: string}\n    depth: {type: integer, minimum: 1}\ntasks:\n  - {id: a, type: wait, duration: 0s}\n";
+    env.add("workflows/typed.yaml", wf).await;
+    let (w, _) = env.worker(fast());
+    let mut router = axum::Router::new();
+    for (path, route) in compozy_worker::api::routes(w.clone()) {
+        router = router.route(path, route);
+    }
+    let base = serve(router).await;
+    let path = "/api/v0/workflows/typed/executions";
+    let refused = [
+        (r#"{"input": {"nope": 1}}"#, "``"),
+        (r#"{"input": [1, 2]}"#, "``"),
+        (r#"{"input": {"repository": 7}}"#, "`/repository`"),
+        (r#"{"input": {"repository": "a/b", "depth": 0}}"#, "`/depth`"),
+        ("", "``"),
+    ];
+    for (body, pointer) in refused {
+        let (status, p) = call(&base, "POST", path, Some(body)).await;
+        assert_eq!((status, p["type"].as_str()), (422, Some("urn:compozy:problem:invalid-input")), "{body}: {p}");
+        let detail = p["detail"].as_str().expect("detail");
+        assert!(detail.contains(&format!("at {pointer}")), "{body}: {detail}");
+    }
+    let (_, all) = call(&base, "GET", "/api/v0/executions?workflow_id=typed", None).await;
+    assert_eq!(all["data"]["executions"].as_array().map(Vec::len), Some(0), "nothing stored: {all}");
+    let (status, body) = call(&base, "POST", path, Some(r#"{"input": {"repository": "a/b", "depth": 2}}"#)).await;
+    assert_eq!(status, 202, "{body}");
+    let err = w.start_run("typed", &json!({"nope": 1})).await.expect_err("refused in-process too");
+    assert!(matches!(err, compozy_worker::WorkerError::InvalidInput { .. }), "{err}");
+}

@@ -105,7 +105,9 @@ async fn an_aborted_worker_loses_nothing() {
         let tasks = b.queue().run_tasks(&id).await.expect("tasks");
         assert_eq!((tasks[0].state.as_str(), tasks[0].attempt), ("succeeded", 2));
         let t = render(&mb);
-        assert_eq!(sample(&t, "compozy_worker_task_retries_total{activity_type=\"wait\"}"), 1.0);
+        // A rescue, not a retry of the task's policy (crash semantics: tests/crash.rs).
+        assert_eq!(sample(&t, "compozy_worker_tasks_rescued_total{queue_name=\"default\"}"), 1.0);
+        assert_eq!(sample(&t, "compozy_worker_task_retries_total{activity_type=\"wait\"}"), 0.0);
         assert_eq!(sample(&t, "compozy_worker_tasks_dead_total{queue_name=\"default\"}"), 0.0);
         let _ = sb.send(());
         hb.await.expect("b stops");

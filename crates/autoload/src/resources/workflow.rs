@@ -28,7 +28,20 @@ pub struct Workflow {
     /// JSON Schema of the run input.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
+    /// `input`, compiled once at load: every run start is checked against it.
+    #[serde(skip)]
+    pub input_schema: Option<InputSchema>,
     pub tasks: Vec<Task>,
+}
+
+/// A workflow's compiled input schema, shared by every clone of the registry.
+#[derive(Clone)]
+pub struct InputSchema(pub Arc<jsonschema::Validator>);
+
+impl std::fmt::Debug for InputSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputSchema")
+    }
 }
 
 impl Workflow {
@@ -332,6 +345,12 @@ impl RawWorkflow {
         {
             return Err(Invalid::new(input.referenced, "input must be a JSON Schema object"));
         }
+        let input_schema = match &self.input {
+            None => None,
+            Some(s) => Some(InputSchema(Arc::new(
+                jsonschema::validator_for(&s.value).map_err(|e| Invalid::new(s.referenced, format!("input: {e}")))?,
+            ))),
+        };
         let mut slugs = Vec::new();
         let mut triggers = Vec::with_capacity(self.triggers.len());
         for raw in self.triggers {
@@ -364,6 +383,7 @@ impl RawWorkflow {
             description: self.description,
             triggers,
             input: self.input.map(|i| i.value),
+            input_schema,
             tasks,
         };
         Ok(Converted { workflow, id_pos, references, slugs })

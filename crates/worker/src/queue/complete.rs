@@ -16,6 +16,8 @@ use crate::error::WorkerError;
 #[derive(Clone, Debug)]
 pub struct Success {
     pub task_id: String,
+    /// The attempt's fencing token (see [`sql`]).
+    pub token: String,
     pub run_id: String,
     pub output: String,
     pub next: Option<NewTask>,
@@ -51,10 +53,10 @@ macro_rules! insert_attempt {
 pub(super) use insert_attempt;
 
 impl Queue {
-    /// Marks the tasks of `batch` succeeded (those `owner` still holds) and advances their runs.
-    /// Returns the ids completed; the others had lost their lease and nothing was written for
-    /// them. One round trip on PostgreSQL, one transaction on SQLite.
-    pub async fn succeed_batch(&self, owner: &str, batch: &[Success]) -> Result<HashSet<String>, WorkerError> {
+    /// Marks the tasks of `batch` succeeded (those whose attempt still holds its lease) and
+    /// advances their runs. Returns the ids completed; the others had lost their lease and
+    /// nothing was written for them. One round trip on PostgreSQL, one transaction on SQLite.
+    pub async fn succeed_batch(&self, batch: &[Success]) -> Result<HashSet<String>, WorkerError> {
         if batch.is_empty() {
             return Ok(HashSet::new());
         }
@@ -62,12 +64,12 @@ impl Queue {
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
         match &mut conn {
-            StoreConn::Postgres(c) => succeed_postgres(c, owner, batch, now).await,
+            StoreConn::Postgres(c) => succeed_postgres(c, batch, now).await,
             StoreConn::Sqlite(c) => {
                 let mut tx = c.begin().await?;
                 let mut done = HashSet::with_capacity(batch.len());
                 for s in batch {
-                    if succeed_one_sqlite(&mut tx, owner, s, now).await? {
+                    if succeed_one_sqlite(&mut tx, s, now).await? {
                         done.insert(s.task_id.clone());
                     }
                 }
@@ -92,13 +94,14 @@ impl Queue {
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
         let result = in_tx!(&mut conn, tx => {
-            let retry = retry_at.filter(|_| !permanent && task.attempt < task.max_attempts);
+            // Rescues are not failures of the task: they do not consume its attempts.
+            let retry = retry_at.filter(|_| !permanent && task.attempt - task.rescues < task.max_attempts);
             let row = match retry {
-                Some(at) => sqlx::query(sql::RETRY_TASK).bind(&task.id).bind(owner).bind(outcome).bind(error).bind(at)
+                Some(at) => sqlx::query(sql::RETRY_TASK).bind(&task.id).bind(&task.token).bind(outcome).bind(error).bind(at)
                     .fetch_optional(&mut *tx).await?,
                 None => {
                     let state = if permanent { "failed" } else { "dead" };
-                    sqlx::query(sql::END_TASK).bind(&task.id).bind(owner).bind(outcome).bind(error).bind(state)
+                    sqlx::query(sql::END_TASK).bind(&task.id).bind(&task.token).bind(outcome).bind(error).bind(state)
                         .bind(now).fetch_optional(&mut *tx).await?
                 }
             };
@@ -131,18 +134,17 @@ fn next_column<T>(batch: &[Success], f: impl Fn(&NewTask) -> T) -> Vec<Option<T>
 /// The whole batch as arrays of one statement ([`sql::SUCCEED_BATCH`]).
 async fn succeed_postgres(
     c: &mut sqlx::PgConnection,
-    owner: &str,
     batch: &[Success],
     now: i64,
 ) -> Result<HashSet<String>, WorkerError> {
     let rows = sqlx::query(sql::SUCCEED_BATCH)
-        .bind(owner)
+        .bind(batch.iter().map(|s| s.token.as_str()).collect::<Vec<_>>())
         .bind(batch.iter().map(|s| s.task_id.as_str()).collect::<Vec<_>>())
         .bind(batch.iter().map(|s| s.output.as_str()).collect::<Vec<_>>())
         .bind(next_column(batch, |_| uuid::Uuid::new_v4().to_string()))
         .bind(next_column(batch, |n| n.position))
         .bind(next_column(batch, |n| n.name.clone()))
-        .bind(next_column(batch, |n| n.kind))
+        .bind(next_column(batch, |n| n.kind.as_str()))
         .bind(next_column(batch, |n| n.queue.clone()))
         .bind(next_column(batch, |n| n.max_attempts))
         .bind(next_column(batch, |n| n.available_at))
@@ -153,14 +155,14 @@ async fn succeed_postgres(
 }
 
 /// One success inside the caller's transaction; `false` when the lease was lost.
-async fn succeed_one_sqlite(
-    tx: &mut sqlx::SqliteConnection,
-    owner: &str,
-    s: &Success,
-    now: i64,
-) -> Result<bool, WorkerError> {
-    let updated =
-        sqlx::query(sql::SUCCEED_TASK).bind(&s.task_id).bind(owner).bind(&s.output).bind(now).execute(&mut *tx).await?;
+async fn succeed_one_sqlite(tx: &mut sqlx::SqliteConnection, s: &Success, now: i64) -> Result<bool, WorkerError> {
+    let updated = sqlx::query(sql::SUCCEED_TASK)
+        .bind(&s.task_id)
+        .bind(&s.token)
+        .bind(&s.output)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     if updated.rows_affected() == 0 {
         return Ok(false);
     }

@@ -7,13 +7,14 @@ pub mod sql;
 pub use complete::Success;
 pub use rescue::Rescued;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use compozy_store::{Store, StoreConn};
 use sqlx::{Connection, Row};
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
+use crate::model::{Backend, TaskKind};
 use crate::runs::TxConn;
 use crate::starter::Companion;
 
@@ -45,7 +46,7 @@ macro_rules! insert_task {
             .bind(&$t.run_id)
             .bind($t.position)
             .bind(&$t.name)
-            .bind($t.kind)
+            .bind($t.kind.as_str())
             .bind(&$t.queue)
             .bind($t.max_attempts)
             .bind($t.available_at.max($now))
@@ -60,7 +61,7 @@ pub struct NewTask {
     pub run_id: String,
     pub position: i32,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: TaskKind,
     pub queue: String,
     pub max_attempts: i32,
     pub available_at: i64,
@@ -84,10 +85,14 @@ pub struct Claimed {
     pub run_id: String,
     pub position: i32,
     pub name: String,
-    pub kind: String,
+    pub kind: TaskKind,
     pub queue: String,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Leases of this task that expired under a dead worker (not failures of the task).
+    pub rescues: i32,
+    /// This attempt's fencing token: drawn by the claim, required by every later write.
+    pub token: String,
     pub available_at: i64,
     /// The run's workflow and input, read with the claim so a task needs no read of its run.
     pub workflow_id: String,
@@ -123,6 +128,17 @@ pub struct Queue {
     postgres: bool,
 }
 
+impl Queue {
+    pub fn backend(&self) -> Backend {
+        if self.postgres { Backend::Postgres } else { Backend::Sqlite }
+    }
+}
+
+/// A kind outside the vocabulary is an error, never silently another kind.
+fn decode_kind(text: String) -> Result<TaskKind, sqlx::Error> {
+    TaskKind::parse(&text).ok_or_else(|| sqlx::Error::Decode(format!("unknown task kind `{text}`").into()))
+}
+
 fn decode_claimed<R: Row>(row: &R) -> Result<Claimed, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -135,10 +151,12 @@ where
         run_id: row.try_get("run_id")?,
         position: row.try_get("position")?,
         name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
+        kind: decode_kind(row.try_get("kind")?)?,
         queue: row.try_get("queue")?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
+        rescues: row.try_get("rescues")?,
+        token: row.try_get("lease_token")?,
         available_at: row.try_get("available_at")?,
         workflow_id: row.try_get("workflow_id")?,
         input: row.try_get("input")?,
@@ -147,7 +165,7 @@ where
 
 impl Queue {
     pub fn new(store: Store) -> Self {
-        let postgres = store.backend() == "postgres";
+        let postgres = store.backend() == Backend::Postgres.as_str();
         Self { store, postgres }
     }
 
@@ -247,19 +265,49 @@ impl Queue {
         Ok(claimed)
     }
 
-    /// Extends the leases of `tasks` (still held by `owner`); returns how many.
-    pub async fn extend_leases(&self, owner: &str, tasks: &[String], until: i64) -> Result<u64, WorkerError> {
-        if tasks.is_empty() {
-            return Ok(0);
+    /// Extends the leases of the attempts `(task id, token)` still held; returns the tokens
+    /// extended. An attempt missing from the answer has lost its lease (rescued after a stall,
+    /// or its run cancelled) and must stop. One statement on PostgreSQL.
+    pub async fn extend_leases(
+        &self,
+        attempts: &[(String, String)],
+        until: i64,
+    ) -> Result<HashSet<String>, WorkerError> {
+        if attempts.is_empty() {
+            return Ok(HashSet::new());
         }
         let _writer = self.writer().await;
         let mut conn = self.store.acquire().await?;
-        let mut n = 0;
-        for id in tasks {
-            n += on_conn!(&mut conn, c => sqlx::query(sql::EXTEND_LEASE).bind(id).bind(owner).bind(until)
-                .execute(&mut **c).await?.rows_affected());
-        }
-        Ok(n)
+        let held = match &mut conn {
+            StoreConn::Postgres(c) => {
+                let (ids, tokens): (Vec<&str>, Vec<&str>) =
+                    attempts.iter().map(|(id, token)| (id.as_str(), token.as_str())).unzip();
+                sqlx::query_scalar(sql::EXTEND_LEASES_POSTGRES)
+                    .bind(ids)
+                    .bind(tokens)
+                    .bind(until)
+                    .fetch_all(&mut **c)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            StoreConn::Sqlite(c) => {
+                let mut tx = c.begin().await?;
+                let mut held = HashSet::with_capacity(attempts.len());
+                for (id, token) in attempts {
+                    let row: Option<String> = sqlx::query_scalar(sql::EXTEND_LEASE)
+                        .bind(id)
+                        .bind(token)
+                        .bind(until)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    held.extend(row);
+                }
+                tx.commit().await?;
+                held
+            }
+        };
+        Ok(held)
     }
 
     /// Cancels a pending or running run and its waiting task; `false` when it had already ended
@@ -328,7 +376,7 @@ async fn insert_runs_postgres(tx: &mut sqlx::PgConnection, runs: &[NewRun], now:
         .bind(col(|r| &r.id))
         .bind(runs.iter().map(|r| r.first.position).collect::<Vec<_>>())
         .bind(col(|r| &r.first.name))
-        .bind(col(|r| r.first.kind))
+        .bind(col(|r| r.first.kind.as_str()))
         .bind(col(|r| &r.first.queue))
         .bind(runs.iter().map(|r| r.first.max_attempts).collect::<Vec<_>>())
         .bind(runs.iter().map(|r| r.first.available_at).collect::<Vec<_>>())

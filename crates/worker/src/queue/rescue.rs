@@ -1,5 +1,7 @@
 //! Expired leases: the worker that held them died (or lost the store for longer than a lease).
-//! Each counts as a failed attempt: re-queued while attempts remain, dead-lettered otherwise.
+//! The task did not fail, so a rescue re-queues it at once without consuming its attempts; a
+//! task whose leases keep expiring (it kills its workers) is dead-lettered past `max_rescues`.
+//! Each rescue is an attempt of the history, with outcome `rescued`.
 
 use compozy_store::StoreConn;
 use sqlx::{Connection, Row};
@@ -9,24 +11,24 @@ use super::{Queue, in_tx, sql};
 use crate::clock::now_ms;
 use crate::error::WorkerError;
 
-const LEASE_EXPIRED: &str = "lease expired";
+const LEASE_EXPIRED: &str = "lease expired: its worker died or stalled";
 
 /// What one rescue did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rescued {
-    /// Kinds of the tasks re-queued (each a retry).
+    /// Queues of the tasks re-queued.
     pub requeued: Vec<String>,
-    /// `(run, queue)` of the tasks dead-lettered because they had no attempts left.
+    /// `(run, queue)` of the tasks dead-lettered because their leases expired too often.
     pub dead: Vec<(String, String)>,
 }
 
 struct Expired {
     id: String,
     run_id: String,
-    kind: String,
+    name: String,
     queue: String,
     attempt: i32,
-    max_attempts: i32,
+    rescues: i32,
     owner: Option<String>,
     started_at: Option<i64>,
 }
@@ -41,19 +43,20 @@ where
     Ok(Expired {
         id: r.try_get("id")?,
         run_id: r.try_get("run_id")?,
-        kind: r.try_get("kind")?,
+        name: r.try_get("name")?,
         queue: r.try_get("queue")?,
         attempt: r.try_get("attempt")?,
-        max_attempts: r.try_get("max_attempts")?,
+        rescues: r.try_get("rescues")?,
         owner: r.try_get("lease_owner")?,
         started_at: r.try_get("started_at")?,
     })
 }
 
 impl Queue {
-    /// Re-queues tasks whose lease expired, or dead-letters those with no attempts left (failing
-    /// their runs), recording the lost attempt of each.
-    pub async fn rescue(&self) -> Result<Rescued, WorkerError> {
+    /// Re-queues tasks whose lease expired, or dead-letters those already rescued `max_rescues`
+    /// times (failing their runs), recording the lost attempt of each.
+    pub async fn rescue(&self, max_rescues: u32) -> Result<Rescued, WorkerError> {
+        let max_rescues = i32::try_from(max_rescues).unwrap_or(i32::MAX);
         let now = now_ms();
         // Rows are locked as they are read (PostgreSQL), so none can be completed by its late
         // owner between the read and the writes below; SQLite has its single writer.
@@ -66,19 +69,24 @@ impl Queue {
             let mut out = Rescued::default();
             for row in &rows {
                 let t = decode(row)?;
-                let last = t.attempt >= t.max_attempts;
-                let update = if last { sql::RESCUE_DEAD_ONE } else { sql::RESCUE_ONE };
-                sqlx::query(update).bind(&t.id).bind(now).execute(&mut *tx).await?;
+                let last = t.rescues >= max_rescues;
+                let (update, reason) = if last {
+                    (sql::RESCUE_DEAD_ONE, format!("{LEASE_EXPIRED}; rescued {} times already (worker.max_rescues): \
+                        the task keeps killing its workers", t.rescues))
+                } else {
+                    (sql::RESCUE_ONE, LEASE_EXPIRED.to_string())
+                };
+                sqlx::query(update).bind(&t.id).bind(now).bind(&reason).execute(&mut *tx).await?;
                 let ended = Ended { task_id: &t.id, attempt: t.attempt, worker: t.owner.as_deref(),
-                    started_at: t.started_at.unwrap_or(now), finished_at: now, outcome: "error",
-                    error: Some(LEASE_EXPIRED), output: None };
+                    started_at: t.started_at.unwrap_or(now), finished_at: now, outcome: "rescued",
+                    error: Some(&reason), output: None };
                 insert_attempt!(tx, ended);
                 if last {
-                    sqlx::query(sql::FAIL_RUN).bind(&t.run_id).bind("lease expired on the last attempt").bind(now)
-                        .execute(&mut *tx).await?;
+                    sqlx::query(sql::FAIL_RUN).bind(&t.run_id).bind(format!("task `{}`: {reason}", t.name))
+                        .bind(now).execute(&mut *tx).await?;
                     out.dead.push((t.run_id, t.queue));
                 } else {
-                    out.requeued.push(t.kind);
+                    out.requeued.push(t.queue);
                 }
             }
             out
