@@ -25,33 +25,8 @@ lua=$PWD/scripts/bench-webhooks/deliver.lua
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-mkdir -p "$work/workflows"
-cat > "$work/compozy.yaml" <<'YAML'
-project:
-  name: bench
-autoload:
-  include: ["workflows/*.yaml"]
-  watch: false
-YAML
-cat > "$work/workflows/bench.yaml" <<'YAML'
-resource: workflow
-id: bench
-triggers:
-  - type: webhook
-    slug: bench
-    source: github
-    verify: { method: github, secret: bench-secret }
-    events:
-      - name: push
-        filter: 'headers["x-github-event"] == "push"'
-        input: { repo: "{{ body.repository.full_name }}", commits: "{{ body.commits | length }}" }
-        schema: { type: object, required: [repo] }
-tasks:
-  - { id: done, type: wait, duration: 0s }
-YAML
-body='{"ref":"refs/heads/main","repository":{"full_name":"acme/api"},"commits":[{"id":"a1"},{"id":"b2"}],"pusher":{"name":"ci"}}'
-sig="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac bench-secret | awk '{print $NF}')"
-export WH_PATH=/api/v0/hooks/bench WH_BODY="$body" WH_SIG="$sig"
+. scripts/bench-webhooks/project.sh
+bench_project "$work" bench
 
 port=5201
 start() { # $1 = extra env assignments

@@ -13,7 +13,7 @@ use compozy_autoload::AutoloadConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
 use compozy_webhooks::WebhooksConfig;
-use compozy_worker::WorkerConfig;
+use compozy_worker::{RetentionConfig, WorkerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -36,6 +36,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Inbound webhooks: slots, body limit, dedupe TTLs, payload retention (docs/webhooks.md).
     pub webhooks: WebhooksConfig,
+    /// How long finished runs are kept, and how the pruner deletes them (docs/storage.md).
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -52,6 +54,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             worker: WorkerConfig::default(),
             webhooks: WebhooksConfig::default(),
+            retention: RetentionConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -14,7 +14,10 @@ use serde_json::Value;
 use crate::config::{Sources, default_file, env_name, leaf_keys, load};
 
 /// mimalloc instead of glibc's malloc: allocation was a fifth of the engine's CPU under webhook
-/// load (per-request headers, JSON values, CEL contexts); see docs/performance.md.
+/// load (per-request headers, JSON values, CEL contexts); see docs/performance.md. The
+/// `system-alloc` feature keeps glibc's, so that heap profilers (heaptrack, massif) see every
+/// allocation (docs/performance.md, "Soak").
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -85,7 +85,17 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
     let webhooks = compozy_webhooks::Webhooks::new(config.webhooks.clone(), worker.clone(), cache.clone(), &registry)
         .map_err(anyhow::Error::msg)
         .context("invalid webhooks configuration")?;
-    let _pruner = webhooks.spawn_pruner();
+    // Retention: every process prunes (batches are short and, on PostgreSQL, skip what another
+    // process is deleting), so an API-only deployment is bounded too.
+    let pruner = compozy_worker::Pruner::new(
+        worker.queue().clone(),
+        config.retention.clone(),
+        vec![compozy_webhooks::deliveries::RUN_DEPENDENT],
+        webhooks.sweeps(),
+        &registry,
+    )
+    .context("invalid retention configuration")?;
+    let pruner_task = pruner.spawn();
     autoloader.on_reload({
         let webhooks = webhooks.clone();
         move |registry| webhooks.prime_metrics(registry)
@@ -161,6 +171,7 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(true);
     sighup.abort();
+    pruner_task.abort();
     let _ = worker_task.await;
     if let Some(task) = watch {
         let _ = task.await;

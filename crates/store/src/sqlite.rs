@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::{SQLITE_DEFAULT_MAX_CONNECTIONS, StoreConfig};
 use crate::error::StoreError;
@@ -53,6 +53,9 @@ pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool,
     let options = SqliteConnectOptions::new()
         .filename(data_dir.join(DB_FILE))
         .create_if_missing(true)
+        // Pages freed by retention can be given back (`PRAGMA incremental_vacuum`); see the
+        // migration 20261130000310 for databases created before.
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)

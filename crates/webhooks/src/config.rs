@@ -25,6 +25,10 @@ pub struct WebhooksConfig {
     /// How long raw payloads of accepted deliveries are kept for replay; `0s` keeps none.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// How long delivery rows are kept (a run's deliveries also go with it, see `retention.*`);
+    /// `0s` keeps them as long as their runs.
+    #[serde(with = "humantime_serde")]
+    pub delivery_retention: Duration,
     /// `false` turns the webhook metrics' recording off (for overhead measurements only).
     pub metrics: bool,
 }
@@ -38,6 +42,7 @@ impl Default for WebhooksConfig {
             dedupe_ttl: Duration::from_secs(24 * 3600),
             in_progress_ttl: Duration::from_secs(60),
             retention: Duration::ZERO,
+            delivery_retention: Duration::from_secs(30 * 24 * 3600),
             metrics: true,
         }
     }

@@ -2,6 +2,7 @@
 
 use compozy_store::Store;
 use compozy_worker::Companion;
+use compozy_worker::retention::{Dependent, Sweep};
 use compozy_worker::runs::{TxConn, TxFuture};
 use serde::Serialize;
 use sqlx::Row;
@@ -178,13 +179,41 @@ pub async fn get_with_payload(
 
 /// Drops payloads older than `cutoff` (Unix ms); returns how many.
 pub async fn prune_payloads(store: &Store, cutoff: i64) -> Result<u64, compozy_store::StoreError> {
-    const SQL: &str = "UPDATE webhook_deliveries SET payload = NULL WHERE payload IS NOT NULL AND created_at < $1";
-    let mut conn = store.acquire().await?;
-    let done = compozy_store::on_conn!(&mut conn, c => {
-        sqlx::query(SQL).bind(cutoff).execute(&mut **c).await.map(|r| r.rows_affected())
-    });
-    done.map_err(store_error)
+    const BATCH: i64 = 500;
+    let mut total = 0;
+    loop {
+        let mut conn = store.acquire().await?;
+        let done = compozy_store::on_conn!(&mut conn, c => {
+            sqlx::query(PRUNE_PAYLOADS).bind(cutoff).bind(BATCH).execute(&mut **c).await.map(|r| r.rows_affected())
+        });
+        let n = done.map_err(store_error)?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
+
+/// Clears up to `$2` kept payloads of deliveries older than `$1`.
+const PRUNE_PAYLOADS: &str = "UPDATE webhook_deliveries SET payload = NULL WHERE id IN (SELECT id FROM \
+     webhook_deliveries WHERE payload IS NOT NULL AND created_at < $1 ORDER BY created_at LIMIT $2)";
+
+/// Deletes up to `$2` deliveries older than `$1`.
+const PRUNE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+     WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
+/// What the engine's retention pruner does for webhooks: kept payloads cleared after
+/// `webhooks.retention`, delivery rows deleted after `webhooks.delivery_retention`.
+pub fn sweeps(config: &crate::WebhooksConfig) -> Vec<Sweep> {
+    vec![
+        Sweep { kind: "payload", keep: config.retention, statement: PRUNE_PAYLOADS },
+        Sweep { kind: "delivery", keep: config.delivery_retention, statement: PRUNE_DELIVERIES },
+    ]
+}
+
+/// Delivery rows go with the run they started (they would by `ON DELETE CASCADE`; deleted
+/// explicitly, they are counted).
+pub const RUN_DEPENDENT: Dependent = Dependent { table: "webhook_deliveries", kind: "delivery" };
 
 fn store_error(e: sqlx::Error) -> compozy_store::StoreError {
     compozy_store::StoreError::Database(e)

@@ -21,12 +21,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod verify;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use compozy_store::Cache;
 use compozy_telemetry::Registry;
 use compozy_worker::{Starter, Worker};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 pub use config::WebhooksConfig;
@@ -86,23 +84,8 @@ impl Webhooks {
         &self.inner.config
     }
 
-    /// When `webhooks.retention` is set, drops kept payloads older than it every minute until the
-    /// returned task is aborted (or dropped with the runtime).
-    pub fn spawn_pruner(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let retention = self.inner.config.retention;
-        if retention.is_zero() {
-            return None;
-        }
-        let inner = self.inner.clone();
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let cutoff = pipeline::unix_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-                if let Err(e) = deliveries::prune_payloads(inner.worker.queue().store(), cutoff).await {
-                    tracing::warn!(error = %e, "webhook payload pruning failed");
-                }
-            }
-        }))
+    /// What the engine's retention pruner deletes for webhooks (see [`deliveries::sweeps`]).
+    pub fn sweeps(&self) -> Vec<compozy_worker::retention::Sweep> {
+        deliveries::sweeps(&self.inner.config)
     }
 }

@@ -177,6 +177,10 @@ impl Worker {
         let _background = AbortOnDrop(tokio::spawn(dispatcher::background(self.inner.clone())));
         tokio::pin!(shutdown);
         loop {
+            // A finished task's cell stays in the set until joined; under a backlog every claim
+            // is full and the loop below never reaches `join_next`, so reap them here, or the
+            // set keeps every task this process ever ran (≈ 180 B each).
+            while running.try_join_next().is_some() {}
             if self.claim_round(&acts, &wfs, &completer, &mut running).await {
                 // A full batch: more may be ready, so claim again unless shutting down.
                 tokio::select! {

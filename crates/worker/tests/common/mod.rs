@@ -1,5 +1,5 @@
 //! Test support: per-test databases (PostgreSQL or SQLite), a project on disk, workers, metric reading.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub use compozy_testkit::{eventually, sample};
 use std::path::Path;
