@@ -60,6 +60,10 @@ pub struct AutoloadConfig {
     pub max_depth: usize,
     /// Nesting of mappings and sequences inside one document.
     pub max_nesting: usize,
+    /// Programs outside the project root that tools may run (absolute paths). Set by the engine
+    /// from `worker.allowed_commands`, not read from the `autoload:` block.
+    #[serde(skip)]
+    pub allowed_commands: Vec<std::path::PathBuf>,
 }
 
 impl Default for AutoloadConfig {
@@ -76,6 +80,7 @@ impl Default for AutoloadConfig {
             max_file_size: 1024 * 1024,
             max_depth: 16,
             max_nesting: 32,
+            allowed_commands: Vec::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod parse;
 pub mod registry;
 pub mod reload;
 pub mod resources;
+pub mod tool_paths;
 pub mod validate;
 
 pub use config::{AutoloadConfig, ConfigError, WatchMethod};
@@ -37,4 +38,5 @@ pub use metrics::AutoloadMetrics;
 pub use registry::{Loaded, ProjectRegistry};
 pub use reload::{Autoloader, ReloadError, WatchError};
 pub use resources::{Resource, ResourceKind};
+pub use tool_paths::{ToolPaths, ToolRules, Violation};
 pub use validate::{OutputFormat, ValidationReport, validate_project};

@@ -14,6 +14,7 @@ use crate::error::{ErrorCategory, LoadError};
 use crate::parse::{Limits, load_file};
 use crate::registry::{Builder, ProjectRegistry};
 use crate::resources::{Parsed, ResourceKind};
+use crate::tool_paths::ToolRules;
 
 /// What one load or reload did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -79,7 +80,14 @@ fn load(root: &Path, config: &AutoloadConfig, matcher: &Matcher, progress: &dyn 
             return Outcome { registry: None, report };
         }
     };
-    let limits = Limits { max_file_size: config.max_file_size, max_nesting: config.max_nesting };
+    let tools = match ToolRules::new(&root, &config.allowed_commands) {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(LoadError::new(root.display().to_string(), ErrorCategory::Validation, e.to_string()));
+            return Outcome { registry: None, report };
+        }
+    };
+    let limits = Limits { max_file_size: config.max_file_size, max_nesting: config.max_nesting, tools: &tools };
     let candidates = discover(&root, matcher);
     report.files_discovered = candidates.len();
     progress.start(candidates.len());

@@ -11,12 +11,14 @@ use serde_saphyr::Spanned;
 
 use crate::error::{ErrorCategory, LoadError};
 use crate::resources::{Agent, Invalid, Mcp, Parsed, Pos, RawWorkflow, Reference, Resource, ResourceKind, Tool};
+use crate::tool_paths::{ToolRules, Violation};
 
-/// Limits applied to every file.
+/// Limits applied to every file, and the rules tools are held to.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct Limits<'a> {
     pub max_file_size: u64,
     pub max_nesting: usize,
+    pub tools: &'a ToolRules,
 }
 
 /// Reads, decodes and parses `path`; errors are reported against `rel`.
@@ -159,6 +161,24 @@ fn header_kind(rel: &str, text: &str, limits: Limits) -> Result<(ResourceKind, P
     }
 }
 
+/// Where the fields a tool's paths come from are written.
+#[derive(Deserialize)]
+struct ToolFields {
+    command: Option<Spanned<_Unused>>,
+    working_dir: Option<Spanned<_Unused>>,
+}
+
+/// A `security` error at the offending field (parsed again only in this rare case).
+fn tool_violation(rel: &str, text: &str, limits: Limits, v: Violation, id_pos: Pos) -> LoadError {
+    let fields = from_yaml::<ToolFields>(rel, text, limits).ok();
+    let field = fields.and_then(|f| match v {
+        Violation::Command(_) => f.command,
+        Violation::WorkingDir(_) => f.working_dir,
+    });
+    let pos = field.map_or(id_pos, |f| Pos::from(f.referenced));
+    LoadError::new(rel, ErrorCategory::Security, v.to_string()).at(pos.line, pos.column)
+}
+
 /// A parse with the `resource` value the file declares, to confirm the schema chosen.
 struct Typed {
     parsed: Parsed,
@@ -188,6 +208,9 @@ fn parse_as(rel: &str, text: &str, limits: Limits, kind: ResourceKind, id_pos: P
         ResourceKind::Tool => {
             let t: Tool = from_yaml(rel, text, limits)?;
             t.check().map_err(at_id)?;
+            if let Err(v) = limits.tools.check(&t) {
+                return Err(tool_violation(rel, text, limits, v, id_pos));
+            }
             let declared = t.resource;
             Ok(typed(Resource::Tool(t), declared, Vec::new()))
         }
@@ -282,7 +305,10 @@ fn strip_location(msg: &str) -> String {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { max_file_size: 1 << 20, max_nesting: 32 };
+    fn with_limits<T>(f: impl FnOnce(Limits) -> T) -> T {
+        let tools = ToolRules::new(Path::new("."), &[]).expect("rules");
+        f(Limits { max_file_size: 1 << 20, max_nesting: 32, tools: &tools })
+    }
 
     #[test]
     fn a_fooled_line_scan_falls_back_to_the_exact_header() {
@@ -291,7 +317,7 @@ mod tests {
             "{resource: tool, id: t, command: x, input: {\nresource: agent\n, x: 1}, output: {\nid: nested\n}}\n";
         let scan = scan_header(text).expect("the scan is fooled");
         assert_eq!(scan.kind, ResourceKind::Agent);
-        let parsed = parse_resource("f.yaml", text, LIMITS).expect("loads as what it is");
+        let parsed = with_limits(|l| parse_resource("f.yaml", text, l)).expect("loads as what it is");
         assert_eq!(parsed.resource.kind(), ResourceKind::Tool);
     }
 
@@ -299,7 +325,7 @@ mod tests {
     fn the_scan_and_the_header_agree_on_the_id_position() {
         let text = "# comment\nresource: tool\nid:   spaced\ncommand: x\n";
         let scan = scan_header(text).expect("scan");
-        let (_, exact) = header_kind("f.yaml", text, LIMITS).expect("header");
+        let (_, exact) = with_limits(|l| header_kind("f.yaml", text, l)).expect("header");
         assert_eq!(scan.id_pos, exact);
         assert_eq!(exact, Pos { line: 3, column: 7 });
     }

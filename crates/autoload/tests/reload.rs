@@ -177,8 +177,8 @@ async fn watch_follows_a_configmap_style_symlink_swap() {
 #[test]
 fn a_file_rewritten_during_loads_is_loaded_whole_or_reported() {
     let p = Project::new();
-    let short = "resource: tool\nid: t\ncommand: /bin/a\n".to_string();
-    let long = format!("resource: tool\nid: t\ncommand: /bin/{}\n", "b".repeat(4000));
+    let short = "resource: tool\nid: t\ncommand: a\n".to_string();
+    let long = format!("resource: tool\nid: t\ncommand: b{}\n", "b".repeat(4000));
     p.write("t.yaml", &short);
     let path = p.root().join("t.yaml");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -199,7 +199,7 @@ fn a_file_rewritten_during_loads_is_loaded_whole_or_reported() {
         let report = loader.reload_blocking().expect("lenient");
         match loader.current().tool("t") {
             Some(t) => {
-                assert!(t.command == "/bin/a" || t.command == format!("/bin/{}", "b".repeat(4000)), "torn read loaded");
+                assert!(t.command == "a" || t.command == format!("b{}", "b".repeat(4000)), "torn read loaded");
                 assert!(report.errors.is_empty());
                 loaded += 1;
             }

@@ -60,6 +60,14 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The `autoload:` block with `worker.allowed_commands`, so that autoload (and `compozy
+    /// validate`) and the worker judge tools by the same rules.
+    pub fn autoload_config(&self) -> AutoloadConfig {
+        AutoloadConfig { allowed_commands: self.worker.allowed_commands.clone(), ..self.autoload.clone() }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectConfig {

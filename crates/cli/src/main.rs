@@ -174,7 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let config = &loaded.config;
-                std::fs::create_dir_all(&config.data_dir)?;
+                compozy_core::private_fs::ensure_private_dir(&config.data_dir)?;
                 let store =
                     compozy_store::Store::connect(&config.database, &config.data_dir, &serve::registry(config)).await?;
                 store.migrate().await?;
@@ -187,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = load(sources(cli.config, Vec::new()))?;
             let root = dir.unwrap_or(loaded.root);
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = compozy_autoload::validate_project(&root, &loaded.config.autoload, progress)?;
+            let report = compozy_autoload::validate_project(&root, &loaded.config.autoload_config(), progress)?;
             let format = match format {
                 ValidateFormat::Human => compozy_autoload::OutputFormat::Human,
                 ValidateFormat::Json => compozy_autoload::OutputFormat::Json,
@@ -224,7 +224,7 @@ fn create_user(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let config = &loaded.config;
-        std::fs::create_dir_all(&config.data_dir)?;
+        compozy_core::private_fs::ensure_private_dir(&config.data_dir)?;
         let registry = serve::registry(config);
         let store = compozy_store::Store::open(&config.database, &config.data_dir, &registry).await?;
         let auth = security::authenticator(&config.auth, &config.data_dir, &store, &registry)?;

@@ -54,14 +54,17 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
     let ready = readiness.clone();
     process::register_ready(&registry, Arc::new(move || ready.is_ready()));
 
-    std::fs::create_dir_all(&config.data_dir)
+    let access = compozy_core::private_fs::ensure_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    if access == compozy_core::private_fs::DirAccess::Shared {
+        tracing::warn!("the data directory is open to other users; `chmod 700` it (its files are 0600)");
+    }
     let store = Store::open(&config.database, &config.data_dir, &registry).await.context("cannot open the store")?;
     let _store_probe = store.spawn_health_probe(&readiness, config.database.health_check_interval);
     let cache = Cache::connect(&config.redis, &registry).await.context("cannot connect the cache")?;
     let _cache_probe = cache.spawn_health_probe(&readiness, config.redis.health_check_interval);
 
-    let autoloader = Autoloader::new(config.autoload.clone(), &root, &config.project.name, &registry)
+    let autoloader = Autoloader::new(config.autoload_config(), &root, &config.project.name, &registry)
         .context("invalid autoload configuration")?;
     // A project is defined by its file: without one there is no root to load resources from.
     let autoload_on = config.autoload.enabled && file.is_some();

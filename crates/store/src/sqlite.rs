@@ -1,9 +1,10 @@
 //! Embedded SQLite: one database file in the data directory.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use compozy_core::private_fs::{ensure_private_dir, private_open_options, restrict_file};
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -31,7 +32,7 @@ pub(crate) fn migrate_lock_path(data_dir: &Path) -> PathBuf {
 pub(crate) async fn lock_migrations(path: PathBuf) -> Result<File, StoreError> {
     let shown = path.display().to_string();
     let locked = tokio::task::spawn_blocking(move || {
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let file = private_open_options().create(true).truncate(false).write(true).open(&path)?;
         file.lock()?;
         Ok::<_, std::io::Error>(file)
     })
@@ -43,21 +44,44 @@ pub(crate) async fn lock_migrations(path: PathBuf) -> Result<File, StoreError> {
     }
 }
 
+/// Suffixes of the files SQLite keeps beside the database in WAL mode.
+const SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Creates the data directory (0700 when new) and the database file (0600) before SQLite opens it:
+/// SQLite creates the WAL and shared-memory files with the database file's mode, so they are
+/// 0600 too. Files created by an older release are narrowed.
+fn private_database_file(data_dir: &Path) -> Result<PathBuf, StoreError> {
+    let fail = |what: &str, e: std::io::Error| StoreError::Config(format!("cannot secure {what}: {e}"));
+    ensure_private_dir(data_dir).map_err(|e| fail(&format!("data directory {}", data_dir.display()), e))?;
+    let file = data_dir.join(DB_FILE);
+    match private_open_options().write(true).create_new(true).open(&file) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(&file.display().to_string(), e)),
+    }
+    for suffix in std::iter::once("").chain(SIDE_FILES) {
+        let path = data_dir.join(format!("{DB_FILE}{suffix}"));
+        restrict_file(&path).map_err(|e| fail(&path.display().to_string(), e))?;
+    }
+    Ok(file)
+}
+
 /// How long a writer waits for SQLite's single write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool, u32), StoreError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| StoreError::Config(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-    // WAL lets readers proceed while one connection writes.
+    let file = private_database_file(data_dir)?;
+    // WAL lets readers proceed while one connection writes. FULL syncs the WAL at every commit,
+    // so a delivery answered 202 survives an OS crash or power loss (NORMAL may roll back the
+    // last commits then); docs/performance.md has its cost.
     let options = SqliteConnectOptions::new()
-        .filename(data_dir.join(DB_FILE))
+        .filename(file)
         .create_if_missing(true)
         // Pages freed by retention can be given back (`PRAGMA incremental_vacuum`); see the
         // migration 20261130000310 for databases created before.
         .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
     let max = config.max_connections.unwrap_or(SQLITE_DEFAULT_MAX_CONNECTIONS);

@@ -1,10 +1,10 @@
 //! What a task does: `wait`, `tool` and `http`. Each attempt ends in an [`Outcome`].
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use compozy_autoload::resources::{HttpAction, Tool};
+use compozy_autoload::{ToolPaths, ToolRules};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -52,8 +52,14 @@ pub async fn wait(duration: Duration, timeout: Duration) -> Outcome {
 
 /// Runs `tool` with `input` as JSON on stdin in its own process group, with only the tool's
 /// configured environment; the group is killed at `timeout` (or when this future is dropped).
-pub async fn tool(tool: &Tool, root: &Path, input: &Value, timeout: Duration, limits: Limits) -> Outcome {
-    let mut child = match command(tool, root).spawn() {
+/// Its program and working directory are checked against the project root again here (autoload
+/// checked them at load): a symlink may have changed since.
+pub async fn tool(tool: &Tool, rules: &ToolRules, input: &Value, timeout: Duration, limits: Limits) -> Outcome {
+    let paths = match rules.check(tool) {
+        Ok(p) => p,
+        Err(v) => return Outcome::Permanent(format!("tool `{}` refused: {v}", tool.id)),
+    };
+    let mut child = match command(tool, &paths).spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::Error(format!("could not start tool `{}`: {e}", tool.id)),
     };
@@ -79,13 +85,12 @@ pub async fn tool(tool: &Tool, root: &Path, input: &Value, timeout: Duration, li
     tool_result(out, err, status)
 }
 
-fn command(tool: &Tool, root: &Path) -> Command {
-    let program = if tool.command.contains('/') { root.join(&tool.command) } else { tool.command.clone().into() };
-    let mut cmd = Command::new(program);
+fn command(tool: &Tool, paths: &ToolPaths) -> Command {
+    let mut cmd = Command::new(&paths.program);
     cmd.args(&tool.args)
         .env_clear()
         .envs(tool.env.iter().map(|(k, v)| (k, v.expose())))
-        .current_dir(tool.working_dir.as_ref().map_or_else(|| root.to_path_buf(), |d| root.join(d)))
+        .current_dir(&paths.working_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

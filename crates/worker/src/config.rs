@@ -49,6 +49,9 @@ pub struct WorkerConfig {
     pub max_stderr_bytes: usize,
     /// HTTP response body read at most (bytes); more fails the attempt.
     pub max_response_bytes: usize,
+    /// Programs outside the project root that tools may run, as absolute paths (`/usr/bin/jq`);
+    /// every other tool program and working directory stays inside the root.
+    pub allowed_commands: Vec<std::path::PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -70,6 +73,7 @@ impl Default for WorkerConfig {
             max_output_bytes: 1024 * 1024,
             max_stderr_bytes: 64 * 1024,
             max_response_bytes: 1024 * 1024,
+            allowed_commands: Vec::new(),
         }
     }
 }
@@ -105,6 +109,9 @@ impl WorkerConfig {
         }
         if self.poll_interval.is_zero() || self.refresh_interval.is_zero() {
             return Err("worker.poll_interval and worker.refresh_interval must be greater than 0".into());
+        }
+        if self.allowed_commands.iter().any(|c| !c.is_absolute()) {
+            return Err("worker.allowed_commands entries must be absolute paths".into());
         }
         Ok(())
     }

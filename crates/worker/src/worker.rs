@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use compozy_autoload::ToolRules;
 use compozy_autoload::resources::{Action, Workflow};
 use compozy_core::Secret;
 use compozy_store::Store;
@@ -387,7 +388,10 @@ async fn run_activity(
                 None => Outcome::Permanent(format!("tool `{}` is not loaded", t.tool)),
                 Some(tool) => {
                     let input = t.input.as_ref().map_or(serde_json::Value::Null, |i| template::render(i, &ctx));
-                    activity::tool(tool, &inner.project.root(), &input, def.timeout, limits).await
+                    match ToolRules::new(&inner.project.root(), &c.allowed_commands) {
+                        Ok(rules) => activity::tool(tool, &rules, &input, def.timeout, limits).await,
+                        Err(e) => Outcome::Error(format!("project root: {}", e.kind())),
+                    }
                 }
             }
         }

@@ -36,7 +36,7 @@ impl Project {
 }
 
 pub fn tool(id: &str) -> String {
-    format!("resource: tool\nid: {id}\ncommand: /bin/true\n")
+    format!("resource: tool\nid: {id}\ncommand: echo\n")
 }
 
 pub fn workflow(id: &str, slug: &str) -> String {
