@@ -332,7 +332,8 @@ mod tests {
         assert_eq!(c.refused[Refused::OverCapacity as usize].get(), 1);
         drop(a);
         assert_eq!(c.open(), 1);
-        assert!(c.admit(false).is_some());
+        let again = c.admit(false);
+        assert!(again.is_some());
         let over = c.admit(true);
         assert!(over.is_some(), "room was made by an eviction");
         assert_eq!(c.open(), 3);
