@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Webhook receiver throughput: wrk sends GitHub-signed deliveries (unique X-GitHub-Delivery per
+# Webhook receiver throughput: wrk sends GitHub-signed deliveries (unique X-GitHub-Delivery, the configured dedupe key, per
 # request, so every one is verified, deduplicated, filtered, rendered, stored with its run and
 # answered 202) to a release `compozy serve`, embedded (SQLite + in-process cache) and on
 # PostgreSQL + Redis; then the same with an event that matches nothing (200 no_matching_event).

@@ -48,6 +48,8 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         project_root = %root.display(),
         "configuration loaded"
     );
+    // Before anything opens files: the derived connection cap reads the limit in force.
+    let file_limit = compozy_server::connections::raise_file_limit();
     let registry = registry(&config);
     process::register(&registry, build_info());
     let readiness = Readiness::default();
@@ -135,6 +137,8 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         store = store.backend(),
         cache = cache.backend(),
         mode = if store.backend() == "sqlite" { "embedded" } else { "server" },
+        max_connections = app.connections().limit(),
+        file_limit = file_limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
         "compozy listening"
     );
 

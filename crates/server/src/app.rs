@@ -26,6 +26,7 @@ use tower::{Layer, ServiceBuilder};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{MonitoringConfig, ServerConfig};
+use crate::connections::Connections;
 use crate::http_metrics::HttpMetrics;
 use crate::layers::body_limit::{BodyLimitLayer, DeclaredLengthLayer};
 use crate::layers::catch_panic::CatchPanicLayer;
@@ -116,7 +117,8 @@ impl AppBuilder {
         let metrics_router = separate_metrics
             .then(|| Router::new().route(&self.monitoring.path, get(metrics).with_state(probes)).fallback(not_found));
         let metrics_layer = MetricsLayer::new(http_metrics.clone());
-        App { server: self.server, router, http_metrics, metrics_layer, metrics_router, draining }
+        let connections = Arc::new(Connections::new(&self.registry, self.server.connection_limit()));
+        App { server: self.server, router, http_metrics, metrics_layer, metrics_router, draining, connections }
     }
 }
 
@@ -128,6 +130,7 @@ pub struct App {
     metrics_layer: MetricsLayer,
     pub(crate) metrics_router: Option<Router>,
     pub(crate) draining: Arc<AtomicBool>,
+    connections: Arc<Connections>,
 }
 
 /// Every layer but the metrics layer, around the router: the baseline of overhead
@@ -166,6 +169,11 @@ impl App {
 
     pub fn http_metrics(&self) -> &Arc<HttpMetrics> {
         &self.http_metrics
+    }
+
+    /// The open-connection count and cap of the listeners.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 
     /// Marks the server as draining: `/readyz` answers 503 from now on.

@@ -27,9 +27,17 @@ pub struct ServerConfig {
     /// balancers stop sending first (0 to close at once).
     #[serde(with = "humantime_serde")]
     pub drain_delay: Duration,
-    /// Longest time a client may take to send request headers.
+    /// Longest time from accepting a connection to its first complete request head; a
+    /// connection that has sent no whole head by then is closed.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay without a new request (HTTP/1.1: from the end
+    /// of a response to the next complete request head) before the server closes it.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed at accept. `0` derives the cap from the
+    /// process's file limit, leaving room for the store, the cache and files.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +49,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 0,
         }
     }
 }
@@ -156,6 +166,15 @@ impl MonitoringConfig {
 }
 
 impl ServerConfig {
+    /// The connection cap in force: `max_connections`, or the one derived from the current soft
+    /// file limit ([`crate::connections::derived_limit`]).
+    pub fn connection_limit(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        crate::connections::derived_limit(rustix::process::getrlimit(rustix::process::Resource::Nofile).current)
+    }
+
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.body_limit == 0 {
             return Err(InvalidConfig { key: "server.body_limit", value: "0".into(), expected: "at least 1 byte" });
@@ -163,6 +182,13 @@ impl ServerConfig {
         if self.header_read_timeout.is_zero() {
             return Err(InvalidConfig {
                 key: "server.header_read_timeout",
+                value: "0s".into(),
+                expected: "a positive duration",
+            });
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(InvalidConfig {
+                key: "server.idle_timeout",
                 value: "0s".into(),
                 expected: "a positive duration",
             });

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod http_metrics;
 pub mod layers;
 pub mod problem;

@@ -38,7 +38,6 @@ impl Webhooks {
     /// `deliveries_total` increment, whatever the ending).
     pub(crate) async fn handle(&self, req: Request<'_>) -> Response {
         let started = Instant::now();
-        let _depth = self.inner.metrics.enter();
         let outcome = self.inner.process(req).await;
         let result = match &outcome.result {
             Ok(_) => crate::metrics::DeliveryResult::Accepted,
@@ -79,6 +78,7 @@ fn stop_response(stop: Stop) -> Response {
         Stop::Overloaded => {
             p(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "too many deliveries in process").with_retry_after(1)
         }
+        Stop::BodyTimeout => p(StatusCode::REQUEST_TIMEOUT, "body-timeout", "the body did not arrive in time"),
         Stop::PayloadTooLarge(limit) => {
             p(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", &format!("the body exceeds {limit} bytes"))
         }

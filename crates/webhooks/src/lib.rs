@@ -12,6 +12,7 @@
 //! # let _ = builder; }
 //! ```
 
+mod admission;
 pub mod config;
 pub mod dedupe;
 pub mod deliveries;
@@ -24,8 +25,6 @@ pub mod verify;
 use compozy_store::Cache;
 use compozy_telemetry::Registry;
 use compozy_worker::{Starter, Worker};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 pub use config::WebhooksConfig;
 pub use http::{admin_routes, routes};
@@ -52,7 +51,7 @@ pub(crate) struct Inner {
     pub(crate) starter: Starter<deliveries::NewDelivery>,
     pub(crate) cache: Cache,
     pub(crate) metrics: WebhookMetrics,
-    pub(crate) slots: Semaphore,
+    pub(crate) slots: admission::Slots,
     pub(crate) cel: Arc<cel::Env>,
 }
 
@@ -62,7 +61,7 @@ impl Webhooks {
         config.validate()?;
         let inner = Inner {
             metrics: WebhookMetrics::new(registry, config.metrics),
-            slots: Semaphore::new(config.max_in_flight as usize),
+            slots: admission::Slots::new(config.max_in_flight as usize, config.per_webhook_slots()),
             cel: Arc::new(cel::Env::stdlib()),
             starter: worker.starter(),
             config,

@@ -14,22 +14,28 @@ pub enum DeliveryResult {
     Accepted,
     NoMatch,
     Duplicate,
+    /// A duplicate of a delivery still being processed (409): the sender retries later.
+    InProgress,
     VerificationFailed,
     BadRequest,
     PayloadTooLarge,
+    /// The body did not arrive within `webhooks.body_timeout`.
+    BodyTimeout,
     SchemaError,
     Overloaded,
     NotFound,
     Error,
 }
 
-pub const RESULTS: [DeliveryResult; 10] = [
+pub const RESULTS: [DeliveryResult; 12] = [
     DeliveryResult::Accepted,
     DeliveryResult::NoMatch,
     DeliveryResult::Duplicate,
+    DeliveryResult::InProgress,
     DeliveryResult::VerificationFailed,
     DeliveryResult::BadRequest,
     DeliveryResult::PayloadTooLarge,
+    DeliveryResult::BodyTimeout,
     DeliveryResult::SchemaError,
     DeliveryResult::Overloaded,
     DeliveryResult::NotFound,
@@ -42,9 +48,11 @@ impl DeliveryResult {
             DeliveryResult::Accepted => "accepted",
             DeliveryResult::NoMatch => "no_match",
             DeliveryResult::Duplicate => "duplicate",
+            DeliveryResult::InProgress => "in_progress",
             DeliveryResult::VerificationFailed => "verification_failed",
             DeliveryResult::BadRequest => "bad_request",
             DeliveryResult::PayloadTooLarge => "payload_too_large",
+            DeliveryResult::BodyTimeout => "body_timeout",
             DeliveryResult::SchemaError => "schema_error",
             DeliveryResult::Overloaded => "overloaded",
             DeliveryResult::NotFound => "not_found",
@@ -52,11 +60,15 @@ impl DeliveryResult {
         }
     }
 
-    /// The `outcome` of `events_total` and `processing_duration_seconds`: a delivery the sender
-    /// need not retry (2xx) is a success.
+    /// The `outcome` of `events_total` and `processing_duration_seconds`: a delivery the engine
+    /// did not fail is a success: 2xx answers, and `in_progress` (the first copy is being
+    /// processed; the sender retries later).
     pub fn outcome(self) -> &'static str {
         match self {
-            DeliveryResult::Accepted | DeliveryResult::NoMatch | DeliveryResult::Duplicate => "success",
+            DeliveryResult::Accepted
+            | DeliveryResult::NoMatch
+            | DeliveryResult::Duplicate
+            | DeliveryResult::InProgress => "success",
             _ => "error",
         }
     }

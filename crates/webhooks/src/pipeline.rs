@@ -1,5 +1,8 @@
-//! One delivery, step by step: look up → slot → read body → verify → parse → dedupe → filter →
-//! render → schema → store delivery + enqueue run (one transaction) → answer.
+//! One delivery, step by step: look up → read body (limit, deadline) → verify → slot → parse →
+//! dedupe → filter → render → schema → store delivery + enqueue run (one transaction) → answer.
+//!
+//! The body is read and verified before a processing slot is taken, so a sender that stalls or
+//! cannot sign holds nothing that verified deliveries need.
 //!
 //! Parsing comes before dedupe (the issue lists it after) because a configured `body.<path>`
 //! delivery ID needs the parsed body; a body that is not a JSON object is refused with 400 before
@@ -30,6 +33,8 @@ pub enum Stop {
     NotFound,
     Overloaded,
     PayloadTooLarge(usize),
+    /// The body did not arrive within `webhooks.body_timeout`: 408.
+    BodyTimeout,
     VerificationFailed,
     BadRequest(&'static str),
     /// A duplicate of a delivery that succeeded: 200, the sender should stop retrying.
@@ -50,9 +55,11 @@ impl Stop {
             Stop::NotFound => Res::NotFound,
             Stop::Overloaded => Res::Overloaded,
             Stop::PayloadTooLarge(_) => Res::PayloadTooLarge,
+            Stop::BodyTimeout => Res::BodyTimeout,
             Stop::VerificationFailed => Res::VerificationFailed,
             Stop::BadRequest(_) => Res::BadRequest,
-            Stop::Duplicate | Stop::InProgress => Res::Duplicate,
+            Stop::Duplicate => Res::Duplicate,
+            Stop::InProgress => Res::InProgress,
             Stop::NoMatch => Res::NoMatch,
             Stop::SchemaError(_) => Res::SchemaError,
             Stop::Unavailable | Stop::Internal => Res::Error,
@@ -98,24 +105,26 @@ impl Inner {
             return Outcome::stop(UNKNOWN, UNKNOWN, None, Stop::NotFound);
         };
         let source = hook.source();
-        let Ok(Ok(_permit)) = tokio::time::timeout(self.config.slot_wait, self.slots.acquire()).await else {
-            return Outcome::stop(source, NO_EVENT, None, Stop::Overloaded);
-        };
         let limit = usize::try_from(hook.body_limit.unwrap_or(self.config.default_body_limit)).unwrap_or(usize::MAX);
-        let raw = match read_body(req.headers, req.body, limit).await {
-            Ok(b) => b,
-            Err(stop) => return Outcome::stop(source, NO_EVENT, None, stop),
+        let raw = match tokio::time::timeout(self.config.body_timeout, read_body(req.headers, req.body, limit)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(stop)) => return Outcome::stop(source, NO_EVENT, None, stop),
+            Err(_) => return Outcome::stop(source, NO_EVENT, None, Stop::BodyTimeout),
         };
         let size = Some(raw.len());
         let replay = req.replay_of.is_some();
         if !replay && let Err(stop) = self.verify(hook, req.headers, &raw) {
             return Outcome::stop(source, NO_EVENT, size, stop);
         }
+        let _depth = self.metrics.enter();
+        let Some(_slot) = self.slots.acquire(req.slug, self.config.slot_wait).await else {
+            return Outcome::stop(source, NO_EVENT, size, Stop::Overloaded);
+        };
         let body = match serde_json::from_slice::<Value>(&raw) {
             Ok(v @ Value::Object(_)) => v,
             _ => return Outcome::stop(source, NO_EVENT, size, Stop::BadRequest("the body must be a JSON object")),
         };
-        let claim = if replay { None } else { dedupe::delivery_id(hook, req.headers, &body) };
+        let claim = if replay { None } else { dedupe::delivery_id(hook, req.headers, &body, &raw) };
         let claim = claim.map(|id| dedupe::cache_key(req.slug, &id));
         if let Some(key) = &claim {
             match dedupe::claim(&self.cache, key, self.config.in_progress_ttl).await {

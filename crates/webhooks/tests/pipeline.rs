@@ -111,33 +111,59 @@ async fn duplicates_in_progress_and_failed_then_retried() {
         // Redis outlives test runs: delivery ids are unique per run.
         let run = uuid::Uuid::new_v4().simple().to_string();
         let id = |k: &str| format!("{k}-{run}");
-        let first = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-1")))).await;
+        // Redis outlives test runs: bodies are unique per run (the body hash is the ID).
+        let body = |k: &str| format!(r#"{{"repo":"a/b","n":"{}"}}"#, id(k));
+        let first = env.send(github("push", &body("dup-1"), Some(&id("d-1")))).await;
         assert_eq!(first.0, 202, "{n}");
-        let again = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-1")))).await;
+        let again = env.send(github("push", &body("dup-1"), Some(&id("d-1")))).await;
         assert_eq!((again.0, again.2["data"]["status"].as_str()), (200, Some("duplicate")), "{n}");
+        // A replay of the signed body with new unsigned IDs is the same delivery.
+        let mut replay = github("push", &body("dup-1"), Some(&id("another")));
+        replay.headers_mut().insert("x-idempotency-key", id("fresh").parse().expect("hv"));
+        let replayed = env.send(replay).await;
+        assert_eq!((replayed.0, replayed.2["data"]["status"].as_str()), (200, Some("duplicate")), "{n}");
 
-        // A failed delivery releases its key: the sender's corrected retry is processed.
-        let failed = env.send(github("push", r#"{"commits":[]}"#, Some(&id("dup-2")))).await;
+        // A failed delivery releases its key: the sender's retry is processed.
+        let failed_body = format!(r#"{{"commits":[],"n":"{}"}}"#, id("dup-2"));
+        let failed = env.send(github("push", &failed_body, None)).await;
         assert_eq!(failed.0, 422, "{n}");
-        let retried = env.send(github("push", r#"{"repo":"c/d"}"#, Some(&id("dup-2")))).await;
-        assert_eq!(retried.0, 202, "{n}: {}", retried.2);
+        let key = compozy_webhooks::dedupe::cache_key(
+            "gh",
+            &compozy_webhooks::dedupe::signed_bytes_id("", failed_body.as_bytes()),
+        );
+        let reclaimed =
+            compozy_webhooks::dedupe::claim(&env.cache, &key, Duration::from_secs(30)).await.expect("claim");
+        assert_eq!(reclaimed, compozy_webhooks::dedupe::Claim::New, "{n}: released after the failure");
+        compozy_webhooks::dedupe::release(&env.cache, &key).await.expect("release");
 
-        // Another delivery holds the key: 409 with Retry-After.
-        let key = compozy_webhooks::dedupe::cache_key("gh", &id("dup-3"));
+        // Another delivery holds the key: 409 with Retry-After, counted as in_progress.
+        let busy_body = body("dup-3");
+        let key = compozy_webhooks::dedupe::cache_key(
+            "gh",
+            &compozy_webhooks::dedupe::signed_bytes_id("", busy_body.as_bytes()),
+        );
         let claimed = compozy_webhooks::dedupe::claim(&env.cache, &key, Duration::from_secs(30)).await.expect("claim");
         assert_eq!(claimed, compozy_webhooks::dedupe::Claim::New);
-        let busy = env.send(github("push", r#"{"repo":"a/b"}"#, Some(&id("dup-3")))).await;
+        let busy = env.send(github("push", &busy_body, None)).await;
         assert_eq!(busy.0, 409, "{n}");
         assert!(busy.1.contains_key("retry-after"));
 
-        // X-Idempotency-Key wins over the provider id; a configured body path is the fallback.
-        let by_body = |key: &str| post("/api/v0/hooks/open", &format!(r#"{{"id":"{}"}}"#, id(key)));
-        assert_eq!(env.send(by_body("b-1")).await.0, 202, "{n}");
-        assert_eq!(env.send(by_body("b-1")).await.2["data"]["status"], "duplicate", "{n}");
-        assert_eq!(env.send(by_body("b-2")).await.0, 202, "{n}");
+        // A configured body path (signed when verified) is the ID; an unsigned header never wins.
+        let by_body = |key: &str, header: &str| {
+            let mut r = post("/api/v0/hooks/open", &format!(r#"{{"id":"{}"}}"#, id(key)));
+            r.headers_mut().insert("x-idempotency-key", id(header).parse().expect("hv"));
+            r
+        };
+        assert_eq!(env.send(by_body("b-1", "h-1")).await.0, 202, "{n}");
+        assert_eq!(env.send(by_body("b-1", "h-2")).await.2["data"]["status"], "duplicate", "{n}");
+        assert_eq!(env.send(by_body("b-2", "h-1")).await.0, 202, "{n}");
 
         assert_eq!(env.deliveries("github", "duplicate"), 2.0, "{n}");
+        assert_eq!(env.deliveries("github", "in_progress"), 1.0, "{n}");
         assert_eq!(env.deliveries("open", "duplicate"), 1.0, "{n}");
+        let t = env.text();
+        // A 409 is not the engine failing the delivery.
+        assert_eq!(sample(&t, r#"compozy_webhook_events_total{event_type="none",outcome="success"}"#), 4.0, "{n}");
         assert_eq!(env.deliveries_sum(), 8.0, "{n}");
     }
 }
@@ -201,29 +227,62 @@ async fn replay_without_kept_payload_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_503_with_retry_after() {
-    let config = WebhooksConfig { max_in_flight: 1, slot_wait: Duration::from_millis(20), ..WebhooksConfig::default() };
+    let config = WebhooksConfig { max_in_flight: 1, slot_wait: Duration::ZERO, ..WebhooksConfig::default() };
     let env = Env::embedded(config).await;
-    // The first delivery holds the only slot while its body trickles in.
+    // One slot, no waiting: of deliveries sent at once, those finding the slot busy get 503.
+    let mut refused = 0;
+    for round in 0..20 {
+        let sends = (0..16).map(|i| {
+            let router = env.router.clone();
+            let req = post("/api/v0/hooks/open", &format!(r#"{{"id":"o-{round}-{i}"}}"#));
+            tokio::spawn(async move { tower::ServiceExt::oneshot(router, req).await })
+        });
+        for resp in futures_util::future::join_all(sends).await {
+            let resp = resp.expect("join").expect("infallible");
+            match resp.status().as_u16() {
+                202 => {}
+                503 => {
+                    assert_eq!(resp.headers()["retry-after"], "1");
+                    refused += 1;
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(refused > 0, "no delivery found the only slot busy");
+    assert_eq!(env.deliveries("open", "overloaded"), f64::from(refused));
+    assert_eq!(sample(&env.text(), "compozy_webhook_queue_depth"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_holds_no_slot_and_times_out() {
+    let config = WebhooksConfig {
+        max_in_flight: 1,
+        slot_wait: Duration::from_millis(20),
+        body_timeout: Duration::from_millis(300),
+        ..WebhooksConfig::default()
+    };
+    let env = Env::embedded(config).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let stream = tokio_stream_from(rx);
-    let slow = http::Request::post("/api/v0/hooks/open").body(axum::body::Body::from_stream(stream)).expect("req");
+    let slow = http::Request::post("/api/v0/hooks/open")
+        .body(axum::body::Body::from_stream(tokio_stream_from(rx)))
+        .expect("req");
     let router = env.router.clone();
     let held = tokio::spawn(async move { tower::ServiceExt::oneshot(router, slow).await });
     tx.send(Ok(bytes::Bytes::from_static(b"{\"id\":"))).await.expect("send");
-    let depth = || sample(&env.text(), "compozy_webhook_queue_depth");
-    eventually("first delivery in process", Duration::from_secs(5), || async { depth() == 1.0 }).await;
 
-    let (status, headers, body) = env.send(post("/api/v0/hooks/open", r#"{"id":"o-2"}"#)).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(headers["retry-after"], "1");
-    assert_eq!(body["type"], "urn:compozy:problem:overloaded");
-    assert_eq!(env.deliveries("open", "overloaded"), 1.0);
+    // The only slot is free for a delivery whose body arrived.
+    let (status, _, body) = env.send(post("/api/v0/hooks/open", r#"{"id":"s-2"}"#)).await;
+    assert_eq!(status, 202, "{body}");
 
-    tx.send(Ok(bytes::Bytes::from_static(b"\"o-1\"}"))).await.expect("send");
-    drop(tx);
     let resp = held.await.expect("join").expect("infallible");
-    assert_eq!(resp.status(), 202);
-    assert_eq!(depth(), 0.0);
+    assert_eq!(resp.status(), 408);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    drop(tx);
+    assert_eq!(env.deliveries("open", "body_timeout"), 1.0);
     assert_eq!(env.deliveries_sum(), 2.0);
 }
 

@@ -145,10 +145,14 @@ pub struct Dedupe {
     /// `false` turns dedupe off for this webhook (it is on by default).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Where the delivery ID is read when the request carries neither `X-Idempotency-Key` nor a
-    /// provider delivery ID: `body.<dot path>` or `header.<name>`.
+    /// Where the delivery ID is read: `body.<dot path>` (signed with the body) or
+    /// `header.<name>` (unsigned: used only when no signed ID exists; see docs/webhooks.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// For verified deliveries without a signed ID, the ID is a hash of the signed bytes, so a
+    /// replay of the same signed delivery is refused; `false` turns that fallback off.
+    #[serde(default = "yes")]
+    pub signed_hash: bool,
     /// How long a delivery ID is remembered; `webhooks.dedupe_ttl` when absent.
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Duration>,

@@ -35,6 +35,15 @@ impl Engine {
         Engine::spawn(dir, args, "serve", env, key)
     }
 
+    /// [`Engine::start`] with the process's file limit, soft and hard, lowered to `nofile`
+    /// (`ulimit -n` in a shell that then execs the engine).
+    pub fn start_with_file_limit(dir: &Path, args: &[&str], env: &[(&str, String)], nofile: u64) -> Engine {
+        let key = create_user(dir, args, env, "admin@example.com", "admin");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), BIN]);
+        Engine::spawn_command(cmd, dir, args, "serve", env, key)
+    }
+
     /// Starts `compozy [args] worker` (health and metrics endpoints only, no API, no key) like
     /// [`Engine::start`].
     pub fn start_worker(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Engine {
@@ -42,7 +51,17 @@ impl Engine {
     }
 
     fn spawn(dir: &Path, args: &[&str], command: &str, env: &[(&str, String)], key: String) -> Engine {
-        let mut cmd = Command::new(BIN);
+        Engine::spawn_command(Command::new(BIN), dir, args, command, env, key)
+    }
+
+    fn spawn_command(
+        mut cmd: Command,
+        dir: &Path,
+        args: &[&str],
+        command: &str,
+        env: &[(&str, String)],
+        key: String,
+    ) -> Engine {
         cmd.args(args)
             .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))

@@ -85,6 +85,8 @@ pub async fn redis_cache(url: &str) -> Option<Cache> {
         response_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_millis(300),
         pool_timeout: Duration::from_millis(500),
+        // Redis outlives test runs: a prefix per cache keeps one run's dedupe keys from another's.
+        prefix: format!("test-{}:", uuid::Uuid::new_v4().simple()),
         ..CacheConfig::default()
     };
     match Cache::connect(&config, &registry()).await {
