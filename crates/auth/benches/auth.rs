@@ -57,7 +57,7 @@ fn memory_rate_limit(c: &mut Criterion) {
         default: compozy_auth::Limit { requests: u64::MAX, window: std::time::Duration::from_secs(60) },
         ..Default::default()
     });
-    let key = RateKey::ApiKey("0123456789abcdef0123456789abcdef".into());
+    let key = RateKey::User("3f1c0a52-9d1e-4c43-8f0e-0123456789ab".into());
     c.bench_function("rate_limit_memory_decision", |b| {
         b.to_async(&rt).iter(|| async { black_box(limiter.hit("default", &key).await.is_ok()) })
     });
@@ -87,8 +87,9 @@ fn redis_rate_limit(c: &mut Criterion) {
             ..Default::default()
         },
         Some(cache.clone()),
+        &registry,
     );
-    let key = RateKey::ApiKey("0123456789abcdef0123456789abcdef".into());
+    let key = RateKey::User("3f1c0a52-9d1e-4c43-8f0e-0123456789ab".into());
     c.bench_function("redis_ping_round_trip", |b| {
         b.to_async(&rt).iter(|| async { black_box(cache.ping().await.is_ok()) })
     });

@@ -15,18 +15,19 @@ use crate::db::{self, Role};
 use crate::jwt::{JwtError, JwtVerifier};
 use crate::keys::{self, KeyHash, KeyHasher};
 use crate::metrics::{AuthMetrics, Method, Reason};
+use crate::principal::Principal;
 
 /// The authenticated caller, put into the request extensions by the middleware.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthUser {
-    /// User id (API keys) or token subject (JWT).
+    /// [`Principal::id`]: the local user id, or the opaque id of a JWT principal. Rate limits
+    /// count against it, whichever credential of the principal is used.
     pub id: String,
+    pub principal: Principal,
     pub role: Role,
     pub method: Method,
     /// The API key used, if any (its id, not the key).
     pub key_id: Option<String>,
-    /// The key's hash, the rate-limit key of key-authenticated requests.
-    pub(crate) key_hash: Option<KeyHash>,
 }
 
 impl AuthUser {
@@ -60,6 +61,7 @@ pub struct Authenticator {
     warm: Mutex<HashMap<KeyHash, Warm>>,
     ttl: Duration,
     capacity: usize,
+    max_keys: usize,
     touches: Arc<Semaphore>,
     metrics: AuthMetrics,
 }
@@ -86,6 +88,7 @@ impl Authenticator {
             warm: Mutex::new(HashMap::new()),
             ttl: config.key_cache_ttl,
             capacity: config.key_cache_capacity.max(1),
+            max_keys: config.max_keys_per_user,
             // last_used_at writes are best effort: at most this many in flight, else skipped.
             touches: Arc::new(Semaphore::new(8)),
             metrics,
@@ -108,13 +111,18 @@ impl Authenticator {
         &self.hasher
     }
 
+    /// `auth.max_keys_per_user`.
+    pub(crate) fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
     /// Validates a bearer token (API key or JWT). Records the token age on success; the caller
     /// records the decision (it may still be refused by the rate limiter).
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser, Refusal> {
         if keys::looks_like_key(token) {
             self.api_key(token).await
         } else if token.bytes().filter(|b| *b == b'.').count() == 2 && !self.jwt.is_empty() {
-            self.jwt(token)
+            self.jwt(token).await
         } else {
             Err(Refusal { reason: Reason::InvalidCredentials, method: Method::Unknown, subject: None })
         }
@@ -142,11 +150,11 @@ impl Authenticator {
             return Err(refuse(Reason::InvalidCredentials));
         }
         let user = AuthUser {
-            id: record.user.id.clone(),
-            role: record.user.role,
+            id: record.owner.id(),
+            principal: record.owner,
+            role: record.role,
             method: Method::ApiKey,
             key_id: Some(record.id.clone()),
-            key_hash: Some(hash),
         };
         self.remember(hash, &user, record.created_at);
         self.touch(record.id);
@@ -154,13 +162,14 @@ impl Authenticator {
         Ok(user)
     }
 
-    fn jwt(&self, token: &str) -> Result<AuthUser, Refusal> {
-        match self.jwt.verify(token) {
+    async fn jwt(&self, token: &str) -> Result<AuthUser, Refusal> {
+        match self.jwt.verify(token).await {
             Ok(id) => {
                 if let Some(iat) = id.issued_at {
                     self.metrics.token_age(Method::Jwt, age_secs(iat.saturating_mul(1000)));
                 }
-                Ok(AuthUser { id: id.subject, role: id.role, method: Method::Jwt, key_id: None, key_hash: None })
+                let principal = Principal::Jwt { issuer: id.issuer, subject: id.subject };
+                Ok(AuthUser { id: principal.id(), principal, role: id.role, method: Method::Jwt, key_id: None })
             }
             Err(e) => Err(Refusal {
                 reason: if e == JwtError::Expired { Reason::ExpiredToken } else { Reason::InvalidCredentials },

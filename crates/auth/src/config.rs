@@ -27,6 +27,8 @@ pub struct AuthConfig {
     pub rate_limit: RateLimitConfig,
     /// Peers whose `X-Forwarded-For` is believed (the rightmost untrusted address is the client).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Active (unrevoked) keys a principal may hold; minting beyond it answers 409.
+    pub max_keys_per_user: usize,
 }
 
 impl Default for AuthConfig {
@@ -40,6 +42,7 @@ impl Default for AuthConfig {
             jwt: JwtConfig::default(),
             rate_limit: RateLimitConfig::default(),
             trusted_proxies: Vec::new(),
+            max_keys_per_user: 25,
         }
     }
 }
@@ -52,11 +55,23 @@ pub struct JwtConfig {
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// How long a JWKS fetched from `jwks_url` is used before it is fetched again.
+    #[serde(with = "humantime_serde")]
+    pub jwks_cache_ttl: Duration,
+    /// Least time between two fetches of one issuer's JWKS (a token with an unknown `kid` asks
+    /// for one; this bounds what a stream of made-up `kid`s can cost the identity provider).
+    #[serde(with = "humantime_serde")]
+    pub jwks_refetch_interval: Duration,
 }
 
 impl Default for JwtConfig {
     fn default() -> Self {
-        Self { issuers: Vec::new(), leeway: Duration::from_secs(30) }
+        Self {
+            issuers: Vec::new(),
+            leeway: Duration::from_secs(30),
+            jwks_cache_ttl: Duration::from_secs(600),
+            jwks_refetch_interval: Duration::from_secs(30),
+        }
     }
 }
 
@@ -78,6 +93,12 @@ pub struct IssuerConfig {
     /// Or a JWKS file (RFC 7517) of such keys, chosen by the token's `kid`; read at start.
     #[serde(default)]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Or the `https://` URL the issuer publishes its JWKS at (fetched, cached, refreshed).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// PEM roots trusted for `jwks_url` instead of the system's (a private identity provider).
+    #[serde(default)]
+    pub jwks_ca_file: Option<std::path::PathBuf>,
     /// Claim holding the role (`admin` or `user`); absent means `user`.
     #[serde(default = "default_role_claim")]
     pub role_claim: String,
@@ -104,12 +125,13 @@ pub struct RateLimitConfig {
     pub default: Limit,
     /// Per route group (the name given to [`crate::RateLimiter::layer`]), e.g. `auth`.
     pub groups: std::collections::BTreeMap<String, Limit>,
-    /// Failed authentications allowed per client address per window before it is refused.
+    /// Failed authentications allowed per client address per window; beyond it failures are
+    /// answered 429 (a valid credential is never refused by it).
     pub auth_failures: Limit,
     /// Let requests through when Redis cannot answer (logged and counted); false refuses with 503.
     pub fail_open: bool,
-    /// Keys kept by the in-memory limiter; beyond it expired windows are swept, then new keys
-    /// share one overflow bucket.
+    /// Entries (group, principal or address) kept by the in-memory limiter; when full, expired
+    /// windows go, then the least recently used entries.
     pub memory_max_keys: usize,
     /// Prefix of the limiter's Redis keys.
     pub redis_prefix: String,

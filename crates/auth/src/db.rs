@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::keys::KeyHash;
+use crate::principal::Principal;
 
 /// Runs `$body` with `$c` bound to the backend's connection, whichever it is.
 macro_rules! on_conn {
@@ -41,6 +42,11 @@ impl Role {
             _ => None,
         }
     }
+
+    /// This role, lowered to `cap` when `cap` is less.
+    pub fn at_most(self, cap: Role) -> Role {
+        if cap == Role::User { Role::User } else { self }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,7 +62,14 @@ pub struct User {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
     pub id: String,
-    pub user_id: String,
+    /// The local owner; `None` for a key minted by a JWT principal (`issuer`, `subject`).
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The most the key grants; `None`: its owner's role.
+    pub role: Option<Role>,
     pub prefix: String,
     pub name: String,
     pub created_at: i64,
@@ -64,7 +77,21 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// A key found by its hash, with its owner.
+impl KeyInfo {
+    pub fn owner(&self) -> Option<Principal> {
+        owner_of(self.user_id.clone(), self.issuer.clone(), self.subject.clone())
+    }
+}
+
+fn owner_of(user_id: Option<String>, issuer: Option<String>, subject: Option<String>) -> Option<Principal> {
+    match (user_id, issuer, subject) {
+        (Some(id), None, None) => Some(Principal::Local(id)),
+        (None, Some(issuer), Some(subject)) => Some(Principal::Jwt { issuer, subject }),
+        _ => None,
+    }
+}
+
+/// A key found by its hash, with its owner and the role it grants.
 #[derive(Clone, Debug)]
 pub struct KeyRecord {
     pub id: String,
@@ -72,7 +99,9 @@ pub struct KeyRecord {
     pub prefix: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
-    pub user: User,
+    pub owner: Principal,
+    /// The owner's role (local) capped by the key's own, or the key's (JWT principal).
+    pub role: Role,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +110,8 @@ pub enum DbError {
     Store(#[from] StoreError),
     #[error("already exists")]
     Conflict,
+    #[error("the principal already holds the most active keys allowed")]
+    TooManyKeys,
     #[error("database error: {0}")]
     Sqlx(#[source] sqlx::Error),
 }
@@ -94,7 +125,7 @@ impl DbError {
                 e,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_)
             ),
-            DbError::Conflict => false,
+            DbError::Conflict | DbError::TooManyKeys => false,
         }
     }
 }
@@ -115,7 +146,7 @@ fn role_of(s: &str) -> Result<Role, sqlx::Error> {
 }
 
 const USER_COLS: &str = "id, email, role, created_at";
-const KEY_COLS: &str = "id, user_id, prefix, name, created_at, last_used_at, revoked_at";
+const KEY_COLS: &str = "id, user_id, issuer, subject, role, prefix, name, created_at, last_used_at, revoked_at";
 
 macro_rules! user_row {
     ($r:expr) => {
@@ -133,6 +164,9 @@ macro_rules! key_row {
         KeyInfo {
             id: $r.try_get("id")?,
             user_id: $r.try_get("user_id")?,
+            issuer: $r.try_get("issuer")?,
+            subject: $r.try_get("subject")?,
+            role: $r.try_get::<Option<String>, _>("role")?.as_deref().map(role_of).transpose()?,
             prefix: $r.try_get("prefix")?,
             name: $r.try_get("name")?,
             created_at: $r.try_get("created_at")?,
@@ -208,54 +242,138 @@ pub async fn delete_user(store: &Store, id: &str) -> Result<Option<Vec<Vec<u8>>>
     })
 }
 
-pub async fn insert_key(
-    store: &Store,
-    user_id: &str,
-    prefix: &str,
-    hash: &KeyHash,
-    name: &str,
-) -> Result<KeyInfo, DbError> {
+/// A key to insert: its owner, the role it is capped at, what identifies it.
+pub struct NewKey<'a> {
+    pub owner: &'a Principal,
+    pub role: Option<Role>,
+    pub prefix: &'a str,
+    pub hash: &'a KeyHash,
+    pub name: &'a str,
+}
+
+/// Inserts the key unless its owner already holds `max_active` unrevoked keys
+/// ([`DbError::TooManyKeys`]). The count and the insert are one statement; on PostgreSQL a
+/// transaction-scoped advisory lock on the owner serialises concurrent mints of one owner.
+pub async fn insert_key(store: &Store, key: NewKey<'_>, max_active: usize) -> Result<KeyInfo, DbError> {
+    let (user_id, issuer, subject) = match key.owner {
+        Principal::Local(id) => (Some(id.clone()), None, None),
+        Principal::Jwt { issuer, subject } => (None, Some(issuer.clone()), Some(subject.clone())),
+    };
     let info = KeyInfo {
         id: uuid::Uuid::new_v4().to_string(),
-        user_id: user_id.into(),
-        prefix: prefix.into(),
-        name: name.into(),
+        user_id,
+        issuer,
+        subject,
+        role: key.role,
+        prefix: key.prefix.into(),
+        name: key.name.into(),
         created_at: now_millis(),
         last_used_at: None,
         revoked_at: None,
     };
-    let sql = "INSERT INTO api_keys (id, user_id, prefix, hash, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    let sql = "INSERT INTO api_keys (id, user_id, issuer, subject, role, prefix, hash, name, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE (SELECT count(*) FROM api_keys WHERE revoked_at IS NULL \
+         AND (user_id = $2 OR (issuer = $3 AND subject = $4))) < $10";
+    let max = i64::try_from(max_active).unwrap_or(i64::MAX);
+    macro_rules! insert {
+        ($c:expr) => {
+            sqlx::query(sql)
+                .bind(&info.id)
+                .bind(&info.user_id)
+                .bind(&info.issuer)
+                .bind(&info.subject)
+                .bind(info.role.map(Role::as_str))
+                .bind(&info.prefix)
+                .bind(&key.hash[..])
+                .bind(&info.name)
+                .bind(info.created_at)
+                .bind(max)
+                .execute($c)
+                .await
+                .map_err(map)?
+                .rows_affected()
+        };
+    }
     let mut conn = store.acquire().await?;
-    on_conn!(&mut conn, c => sqlx::query(sql)
-        .bind(&info.id).bind(&info.user_id).bind(&info.prefix).bind(&hash[..]).bind(&info.name).bind(info.created_at)
-        .execute(&mut **c).await.map(|_| ()))
-    .map_err(map)?;
+    let inserted = match &mut conn {
+        StoreConn::Postgres(c) => {
+            let mut tx = sqlx::Connection::begin(&mut **c).await.map_err(map)?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("compozy.api_keys:{}", key.owner.id()))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            let n = insert!(&mut *tx);
+            tx.commit().await.map_err(map)?;
+            n
+        }
+        StoreConn::Sqlite(c) => insert!(&mut **c),
+    };
+    if inserted == 0 {
+        return Err(DbError::TooManyKeys);
+    }
     Ok(info)
 }
 
-/// The key whose stored hash equals `hash` (unique index), with its owner.
+/// The key whose stored hash equals `hash` (unique index), with its owner; `None` also when
+/// the row names no valid owner.
 pub async fn find_key(store: &Store, hash: &KeyHash) -> Result<Option<KeyRecord>, DbError> {
-    let sql = "SELECT k.id AS kid, k.hash, k.prefix, k.created_at AS kcreated, k.revoked_at, \
-         u.id, u.email, u.role, u.created_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = $1";
+    let sql = "SELECT k.id, k.hash, k.prefix, k.created_at, k.revoked_at, k.user_id, k.issuer, k.subject, \
+         k.role, u.role AS user_role FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.hash = $1";
     let mut conn = store.acquire().await?;
-    on_conn!(&mut conn, c => {
+    let row = on_conn!(&mut conn, c => {
         let row = sqlx::query(sql).bind(&hash[..]).fetch_optional(&mut **c).await.map_err(map)?;
-        row.map(|r| Ok::<_, sqlx::Error>(KeyRecord {
-            id: r.try_get("kid")?,
-            hash: r.try_get("hash")?,
-            prefix: r.try_get("prefix")?,
-            created_at: r.try_get("kcreated")?,
-            revoked_at: r.try_get("revoked_at")?,
-            user: user_row!(r),
-        })).transpose().map_err(map)
-    })
+        row.map(|r| Ok::<_, sqlx::Error>((
+            KeyRecordRow {
+                id: r.try_get("id")?,
+                hash: r.try_get("hash")?,
+                prefix: r.try_get("prefix")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            },
+            owner_of(r.try_get("user_id")?, r.try_get("issuer")?, r.try_get("subject")?),
+            r.try_get::<Option<String>, _>("role")?.as_deref().map(role_of).transpose()?,
+            r.try_get::<Option<String>, _>("user_role")?.as_deref().map(role_of).transpose()?,
+        ))).transpose().map_err(map)?
+    });
+    let Some((k, Some(owner), key_role, user_role)) = row else { return Ok(None) };
+    let role = match (&owner, user_role, key_role) {
+        (Principal::Local(_), Some(user), cap) => user.at_most(cap.unwrap_or(Role::Admin)),
+        (Principal::Jwt { .. }, _, Some(role)) => role,
+        _ => return Ok(None),
+    };
+    Ok(Some(KeyRecord {
+        id: k.id,
+        hash: k.hash,
+        prefix: k.prefix,
+        created_at: k.created_at,
+        revoked_at: k.revoked_at,
+        owner,
+        role,
+    }))
 }
 
-pub async fn list_keys(store: &Store, user_id: &str) -> Result<Vec<KeyInfo>, DbError> {
-    let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at, id");
+struct KeyRecordRow {
+    id: String,
+    hash: Vec<u8>,
+    prefix: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+/// The keys owned by `owner` (a JWT principal's never include a local user's, and back).
+pub async fn list_keys(store: &Store, owner: &Principal) -> Result<Vec<KeyInfo>, DbError> {
+    let sql = format!(
+        "SELECT {KEY_COLS} FROM api_keys WHERE user_id = $1 OR (issuer = $2 AND subject = $3) ORDER BY created_at, id"
+    );
+    let (user_id, issuer, subject) = match owner {
+        Principal::Local(id) => (Some(id.as_str()), None, None),
+        Principal::Jwt { issuer, subject } => (None, Some(issuer.as_str()), Some(subject.as_str())),
+    };
     let mut conn = store.acquire().await?;
     on_conn!(&mut conn, c => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(&mut **c).await.map_err(map)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(issuer).bind(subject)
+            .fetch_all(&mut **c).await.map_err(map)?;
         rows.iter().map(|r| Ok(key_row!(r))).collect::<Result<Vec<_>, sqlx::Error>>().map_err(map)
     })
 }

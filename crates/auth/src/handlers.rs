@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::authenticator::{AuthUser, Authenticator};
 use crate::db::{self, DbError, Role, User};
 use crate::keys;
+use crate::principal::Principal;
 use crate::problem::{forbidden, problem, unauthorized};
 
 /// The routes, as `(path, method router)` pairs for the server to mount behind the middleware
@@ -37,6 +38,11 @@ fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Respon
 fn db_error(e: &DbError) -> Response {
     match e {
         DbError::Conflict => problem(StatusCode::CONFLICT, "conflict", "already exists"),
+        DbError::TooManyKeys => problem(
+            StatusCode::CONFLICT,
+            "too-many-keys",
+            "the most active API keys allowed (auth.max_keys_per_user) are held; revoke one first",
+        ),
         e if e.is_unavailable() => crate::problem::unavailable(compozy_store::RETRY_AFTER.as_secs()),
         e => {
             tracing::error!(error = %e, "auth store error");
@@ -71,13 +77,17 @@ async fn generate(
     if name.len() > 100 {
         return problem(StatusCode::BAD_REQUEST, "invalid-name", "name is longer than 100 characters");
     }
-    // A JWT subject owns keys only when it is also a local user id.
-    match db::get_user(auth.store(), &user.id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return forbidden(),
-        Err(e) => return db_error(&e),
-    }
-    match issue_key(&auth, &user.id, &name).await {
+    // A local user's key follows the user's role; a JWT principal's is bound to it and carries
+    // at most the role its credential had.
+    let cap = match &user.principal {
+        Principal::Local(id) => match db::get_user(auth.store(), id).await {
+            Ok(Some(_)) => None,
+            Ok(None) => return forbidden(),
+            Err(e) => return db_error(&e),
+        },
+        Principal::Jwt { .. } => Some(user.role),
+    };
+    match issue_key(&auth, &user.principal, cap, &name).await {
         Ok((info, key)) => {
             tracing::info!(target: "audit", event = "authn_token_created", user = %user.id, prefix = %info.prefix, "api key created");
             ok(
@@ -92,7 +102,7 @@ async fn generate(
 
 async fn list_keys(State(auth): State<Arc<Authenticator>>, caller: Caller) -> Response {
     let Some(Extension(user)) = caller else { return unauthorized() };
-    match db::list_keys(auth.store(), &user.id).await {
+    match db::list_keys(auth.store(), &user.principal).await {
         Ok(keys) => ok(StatusCode::OK, serde_json::json!({"keys": keys}), "Success"),
         Err(e) => db_error(&e),
     }
@@ -105,7 +115,7 @@ async fn revoke_key(State(auth): State<Arc<Authenticator>>, caller: Caller, Path
         Ok(None) => return problem(StatusCode::NOT_FOUND, "not-found", "API key not found"),
         Err(e) => return db_error(&e),
     };
-    if key.user_id != user.id && !user.is_admin() {
+    if key.owner().as_ref() != Some(&user.principal) && !user.is_admin() {
         // Not the owner: answer as if the key did not exist, so ids of others cannot be probed.
         return problem(StatusCode::NOT_FOUND, "not-found", "API key not found");
     }
@@ -235,9 +245,16 @@ impl IntoResponse for AdminError {
     }
 }
 
-async fn issue_key(auth: &Authenticator, user_id: &str, name: &str) -> Result<(db::KeyInfo, String), AdminError> {
+async fn issue_key(
+    auth: &Authenticator,
+    owner: &Principal,
+    role: Option<Role>,
+    name: &str,
+) -> Result<(db::KeyInfo, String), AdminError> {
     let key = keys::generate()?;
-    let info = db::insert_key(auth.store(), user_id, keys::shown_prefix(&key), &auth.hasher().hash(&key), name).await?;
+    let hash = auth.hasher().hash(&key);
+    let new = db::NewKey { owner, role, prefix: keys::shown_prefix(&key), hash: &hash, name };
+    let info = db::insert_key(auth.store(), new, auth.max_keys()).await?;
     Ok((info, key))
 }
 
@@ -248,7 +265,7 @@ pub async fn create_user_with_key(auth: &Authenticator, email: &str, role: Role)
         return Err(AdminError::InvalidEmail);
     }
     let user = db::create_user(auth.store(), email, role).await?;
-    let (_, key) = issue_key(auth, &user.id, "bootstrap").await?;
+    let (_, key) = issue_key(auth, &Principal::Local(user.id.clone()), None, "bootstrap").await?;
     tracing::info!(target: "audit", event = "authn_token_created", user = %user.id, "user and first api key created");
     Ok((user, key))
 }

@@ -11,10 +11,11 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::authenticator::{AuthUser, Authenticator, Refusal};
+use crate::client_addr::ClientAddrs;
 use crate::db::Role;
-use crate::metrics::{Method, Reason};
+use crate::metrics::{KeyType, Method, Reason};
 use crate::problem;
-use crate::ratelimit::{AUTH_FAILURES, Decision, RateKey, RateLimiter, client_ip};
+use crate::ratelimit::{AUTH_FAILURES, Decision, RateKey, RateLimiter};
 
 /// Longest credential accepted; anything longer is a malformed header.
 const MAX_TOKEN_LEN: usize = 8192;
@@ -28,20 +29,8 @@ pub struct Guard {
     pub group: &'static str,
     /// Role required by every route of the group (`None`: any authenticated user).
     pub role: Option<Role>,
-    pub trusted_proxies: Arc<[IpAddr]>,
-}
-
-impl Guard {
-    /// The guard of one route group; trusted proxies come from `config`.
-    pub fn new(
-        auth: Arc<Authenticator>,
-        limiter: Option<Arc<RateLimiter>>,
-        config: &crate::AuthConfig,
-        group: &'static str,
-        role: Option<Role>,
-    ) -> Self {
-        Self { auth, limiter, group, role, trusted_proxies: config.trusted_proxies.clone().into() }
-    }
+    /// The process's client-address resolver (`auth.trusted_proxies`), shared by every group.
+    pub clients: Arc<ClientAddrs>,
 }
 
 /// The credential in the request, or why there is none.
@@ -79,17 +68,17 @@ fn token_of(token: &str) -> Credential<'_> {
     }
 }
 
-/// The middleware: authenticates, applies the brute-force guard, the role and the group's rate
-/// limit, records one decision, and puts [`AuthUser`] into the request extensions.
+/// The middleware: checks the credential first (a valid one is never refused by the failure
+/// guard), then the role and the principal's rate limit for the group; a failed credential is
+/// counted against the client address and answered 429 once the address is over
+/// `auth.rate_limit.auth_failures`. Records one decision and puts [`AuthUser`] into the request
+/// extensions.
 pub async fn authenticate(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     if !guard.auth.enabled() {
         return next.run(request).await;
     }
     let start = Instant::now();
     let ctx = Ctx::of(&guard, &request);
-    if let Some(response) = ctx.brute_force_block(&guard, start).await {
-        return response;
-    }
     let token = match parse_credential(request.headers()) {
         Credential::Token(t) => t.to_string(),
         Credential::Missing => return ctx.refuse(&guard, Refusal::bare(Reason::MissingAuth), start).await,
@@ -105,8 +94,7 @@ pub async fn authenticate(State(guard): State<Guard>, mut request: Request, next
     };
     if decision.is_some_and(|d| !d.allowed) {
         guard.auth.metrics().decision(Reason::RateLimited, user.method, start.elapsed());
-        let key = rate_key(&user);
-        guard.auth.metrics().rate_limited(ctx.ip, &user.id, &ctx.route, key.key_type());
+        guard.auth.metrics().rate_limited(ctx.ip, &user.id, &ctx.route, KeyType::User);
         audit(Reason::RateLimited, &ctx, Some(&user.id));
         return with_limit_headers(problem::too_many(decision.map_or(1, |d| d.reset)), decision);
     }
@@ -135,57 +123,64 @@ impl Ctx {
     fn of(guard: &Guard, request: &Request) -> Self {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
         let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
-        Self { ip: client_ip(peer, request.headers(), &guard.trusted_proxies), route }
+        Self { ip: guard.clients.resolve(peer, request.headers()), route }
     }
 
-    /// 429 before any credential check when this address failed too often.
-    async fn brute_force_block(&self, guard: &Guard, start: Instant) -> Option<Response> {
-        let limiter = guard.limiter.as_ref().filter(|l| l.enabled())?;
-        let key = RateKey::Ip(self.ip);
-        let decision = limiter.peek(AUTH_FAILURES, &key).await.ok()?;
-        if decision.allowed {
-            return None;
-        }
-        guard.auth.metrics().decision(Reason::RateLimited, Method::Unknown, start.elapsed());
-        guard.auth.metrics().rate_limited(self.ip, "", &self.route, key.key_type());
-        audit(Reason::RateLimited, self, None);
-        Some(with_limit_headers(problem::too_many(decision.reset), Some(decision)))
-    }
-
-    /// Records the refusal, counts it against the address, answers 400/401/503.
+    /// Answers a refused credential: 503 when the store could not check it; a wrong or expired
+    /// credential is counted against the address and answered 429 past the failure limit (503
+    /// when the limiter cannot count and fails closed), else 401; a missing or malformed header
+    /// is not a guess and is answered 401/400 uncounted.
     async fn refuse(&self, guard: &Guard, refusal: Refusal, start: Instant) -> Response {
-        guard.auth.metrics().decision(refusal.reason, refusal.method, start.elapsed());
-        audit(refusal.reason, self, refusal.subject.as_deref());
         if refusal.reason == Reason::Unknown {
-            return problem::unavailable(compozy_store::RETRY_AFTER.as_secs());
+            return self.refused(
+                guard,
+                &refusal,
+                refusal.reason,
+                start,
+                problem::unavailable(compozy_store::RETRY_AFTER.as_secs()),
+            );
         }
-        // Only wrong credentials count as guesses; a missing or malformed header is not one.
         let guess = matches!(refusal.reason, Reason::InvalidCredentials | Reason::ExpiredToken);
         if let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled() && guess) {
-            // A backend failure here is already logged by the limiter; the refusal stands.
-            let _ = limiter.hit(AUTH_FAILURES, &RateKey::Ip(self.ip)).await;
+            match limiter.hit(AUTH_FAILURES, &RateKey::Ip(self.ip)).await {
+                Ok(d) if !d.allowed => {
+                    guard.auth.metrics().rate_limited(self.ip, "", &self.route, KeyType::Ip);
+                    let response = with_limit_headers(problem::too_many(d.reset), Some(d));
+                    return self.refused(guard, &refusal, Reason::RateLimited, start, response);
+                }
+                Ok(_) => {}
+                Err(_) => return self.refused(guard, &refusal, refusal.reason, start, problem::unavailable(1)),
+            }
         }
-        match refusal.reason {
+        let response = match refusal.reason {
             Reason::InvalidFormat => problem::bad_header(),
             _ => problem::unauthorized(),
-        }
+        };
+        self.refused(guard, &refusal, refusal.reason, start, response)
     }
 
-    /// The group's limit for this caller; `Err` is the 503 of a fail-closed limiter.
+    /// Records the decision and the audit line of a refusal, and returns `response`.
+    fn refused(
+        &self,
+        guard: &Guard,
+        refusal: &Refusal,
+        reason: Reason,
+        start: Instant,
+        response: Response,
+    ) -> Response {
+        guard.auth.metrics().decision(reason, refusal.method, start.elapsed());
+        audit(reason, self, refusal.subject.as_deref());
+        response
+    }
+
+    /// The group's limit for this caller's principal (every key and token of one user share
+    /// it); `Err` is the 503 of a fail-closed limiter.
     async fn group_limit(&self, guard: &Guard, user: &AuthUser) -> Result<Option<Decision>, Response> {
         let Some(limiter) = guard.limiter.as_ref().filter(|l| l.enabled()) else { return Ok(None) };
-        match limiter.hit(guard.group, &rate_key(user)).await {
+        match limiter.hit(guard.group, &RateKey::User(user.id.clone())).await {
             Ok(d) => Ok(Some(d)),
             Err(_) => Err(problem::unavailable(1)),
         }
-    }
-}
-
-/// Key hash, else user id (an IP key is only for anonymous callers).
-fn rate_key(user: &AuthUser) -> RateKey {
-    match &user.key_hash {
-        Some(h) => RateKey::ApiKey(h.iter().take(16).map(|b| format!("{b:02x}")).collect()),
-        None => RateKey::User(user.id.clone()),
     }
 }
 

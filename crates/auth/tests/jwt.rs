@@ -36,6 +36,8 @@ fn issuer(name: &str, algorithm: JwtAlgorithm) -> IssuerConfig {
             _ => None,
         },
         jwks_file: None,
+        jwks_url: None,
+        jwks_ca_file: None,
         role_claim: "role".into(),
     }
 }
@@ -220,4 +222,82 @@ fn a_jwks_key_outside_the_pinned_algorithm_is_a_start_up_error() {
         let c = compozy_auth::JwtConfig { issuers: vec![i], ..Default::default() };
         assert!(compozy_auth::jwt::JwtVerifier::new(&c).is_err(), "{what}");
     }
+}
+
+/// `(status, body)` of a request with `token`.
+async fn call_as(h: &Harness, method: &str, path: &str, token: &str) -> (StatusCode, String) {
+    let hdr = [("authorization", bearer(token)), ("content-type", "application/json".into())];
+    let hdr: Vec<(&str, &str)> = hdr.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let body = if method == "POST" { axum::body::Body::from("{}") } else { axum::body::Body::empty() };
+    let (s, _, body) = h.call(request(method, path, "192.0.2.60", &hdr, body)).await;
+    (s, body)
+}
+
+#[tokio::test]
+async fn a_token_whose_subject_is_an_admins_id_is_not_that_admin() {
+    let h = harness(config()).await;
+    let (admin_id, admin_key) = h.user(compozy_auth::Role::Admin).await;
+    let (_, listing) = call_as(&h, "GET", "/api/v0/auth/keys", &admin_key).await;
+    let admin_key_id = serde_json::from_str::<serde_json::Value>(&listing).expect("json")["data"]["keys"][0]["id"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    let mut c = claims("https://rs.example");
+    c["sub"] = json!(admin_id);
+    c["role"] = json!("user");
+    let token = rs(&c);
+
+    assert_eq!(call_as(&h, "GET", "/api/v0/admin/x", &token).await.0, StatusCode::FORBIDDEN, "no admin role");
+    let (s, listing) = call_as(&h, "GET", "/api/v0/auth/keys", &token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!listing.contains(&admin_key_id), "the admin's keys are not the token's: {listing}");
+    let revoke = format!("/api/v0/auth/keys/{admin_key_id}");
+    assert_eq!(call_as(&h, "DELETE", &revoke, &token).await.0, StatusCode::NOT_FOUND, "nor can it revoke them");
+    assert_eq!(
+        call_as(&h, "GET", "/api/v0/admin/x", &admin_key).await.0,
+        StatusCode::OK,
+        "the admin's key still works"
+    );
+
+    // A key minted by the token is bound to (issuer, subject) and carries the token's role.
+    let (s, body) = call_as(&h, "POST", "/api/v0/auth/generate", &token).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let minted = v["data"]["api_key"].as_str().expect("key").to_string();
+    assert_eq!(v["data"]["key"]["user_id"], json!(null), "{body}");
+    assert_eq!(
+        (v["data"]["key"]["issuer"].as_str(), v["data"]["key"]["role"].as_str()),
+        (Some("https://rs.example"), Some("user"))
+    );
+    assert_eq!(
+        call_as(&h, "GET", "/api/v0/admin/x", &minted).await.0,
+        StatusCode::FORBIDDEN,
+        "the key is no admin either"
+    );
+    assert_eq!(call_as(&h, "DELETE", &revoke, &minted).await.0, StatusCode::NOT_FOUND);
+    let (_, by_key) = call_as(&h, "GET", "/api/v0/auth/keys", &minted).await;
+    let (_, by_token) = call_as(&h, "GET", "/api/v0/auth/keys", &token).await;
+    assert_eq!(by_key, by_token, "the token and its key are one principal");
+    assert!(!by_key.contains(&admin_key_id));
+    assert_eq!(call_as(&h, "GET", "/api/v0/auth/keys", &admin_key).await.1.matches("\"prefix\"").count(), 1);
+}
+
+#[tokio::test]
+async fn a_key_minted_by_an_admin_token_carries_admin_and_no_more_than_the_token() {
+    let h = harness(config()).await;
+    let mut c = claims("https://rs.example");
+    c["role"] = json!("admin");
+    let (s, body) = call_as(&h, "POST", "/api/v0/auth/generate", &rs(&c)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let minted = v["data"]["api_key"].as_str().expect("key").to_string();
+    assert_eq!(call_as(&h, "GET", "/api/v0/admin/x", &minted).await.0, StatusCode::OK);
+    // A key minted with that key by the same principal keeps the role; a user token's never gains it.
+    let (_, body) = call_as(&h, "POST", "/api/v0/auth/generate", &minted).await;
+    let again: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(again["data"]["key"]["role"], json!("admin"));
+    let (_, body) = call_as(&h, "POST", "/api/v0/auth/generate", &rs(&claims("https://rs.example"))).await;
+    let user: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let user_key = user["data"]["api_key"].as_str().expect("key").to_string();
+    assert_eq!(call_as(&h, "GET", "/api/v0/admin/x", &user_key).await.0, StatusCode::FORBIDDEN);
 }

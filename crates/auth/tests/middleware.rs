@@ -113,7 +113,7 @@ async fn generated_keys_work_and_admins_manage_users() {
 }
 
 #[tokio::test]
-async fn brute_force_from_one_address_is_throttled_and_counted() {
+async fn failures_from_one_address_are_throttled_but_a_valid_key_is_never_refused() {
     let mut c = config();
     c.rate_limit.auth_failures = Limit { requests: 3, window: Duration::from_secs(60) };
     let h = harness(c).await;
@@ -123,18 +123,135 @@ async fn brute_force_from_one_address_is_throttled_and_counted() {
         let (s, ..) = h.call(get_from("/api/v0/things/1", "203.0.113.77", &[("authorization", &bearer(&bad))])).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    let (s, hd, body) = h.call(get_from("/api/v0/things/1", "203.0.113.77", &[("authorization", &bearer(&key))])).await;
+    let (s, hd, body) = h.call(get_from("/api/v0/things/1", "203.0.113.77", &[("authorization", &bearer(&bad))])).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(hd.get("retry-after").is_some());
-    let (s, ..) = h.call(get_from("/api/v0/things/1", "203.0.113.78", &[("authorization", &bearer(&key))])).await;
-    assert_eq!(s, StatusCode::OK, "a neighbour address is another limiter key (only the label is masked)");
+    for _ in 0..3 {
+        let (s, ..) = h.call(get_from("/api/v0/things/1", "203.0.113.77", &[("authorization", &bearer(&key))])).await;
+        assert_eq!(s, StatusCode::OK, "the valid key from the locked address passes");
+    }
+    let (s, ..) = h.call(get_from("/api/v0/things/1", "203.0.113.77", &[])).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "no credential is not a guess: 401, not 429");
 
     let m = h.metrics();
     assert_eq!(attempts(&m, "failure", "invalid_credentials", "api_key"), 3.0, "{m}");
-    assert_eq!(attempts(&m, "failure", "rate_limited", "unknown"), 1.0);
+    assert_eq!(attempts(&m, "failure", "rate_limited", "api_key"), 1.0);
+    assert_eq!(attempts(&m, "success", "none", "api_key"), 3.0);
     assert_eq!(sample(&m, "compozy_auth_rate_limit_hits_total{ip_address=\"203.0.113.0\",user_id=\"\"}"), 1.0);
     assert_eq!(sample(&m, "compozy_rate_limit_blocks_total{path=\"/api/v0/things/{id}\",key_type=\"ip\"}"), 1.0);
     assert!(!m.contains("203.0.113.77"));
+}
+
+#[tokio::test]
+async fn expired_tokens_do_not_lock_out_a_valid_one() {
+    let mut c = config();
+    c.rate_limit.auth_failures = Limit { requests: 2, window: Duration::from_secs(60) };
+    c.jwt.issuers = vec![compozy_auth::IssuerConfig {
+        issuer: "https://hs.example".into(),
+        audiences: vec!["compozy".into()],
+        algorithm: compozy_auth::JwtAlgorithm::HS256,
+        secret: Some(compozy_core::Secret::new(HS_SECRET)),
+        public_key_pem: None,
+        jwks_file: None,
+        jwks_url: None,
+        jwks_ca_file: None,
+        role_claim: "role".into(),
+    }];
+    let h = harness(c).await;
+    let token = |exp: i64| {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims =
+            serde_json::json!({"iss": "https://hs.example", "aud": "compozy", "sub": "alice", "exp": now + exp});
+        let key = jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes());
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign")
+    };
+    let expired = bearer(&token(-3600));
+    let statuses: Vec<StatusCode> = futures_statuses(&h, &expired, 4).await;
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(futures_statuses(&h, &bearer(&token(600)), 1).await, [StatusCode::OK]);
+}
+
+async fn futures_statuses(h: &Harness, auth: &str, n: usize) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(h.call(get_from("/api/v0/things/1", "203.0.113.5", &[("authorization", auth)])).await.0);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_key_of_a_user_draws_on_one_budget() {
+    let mut c = config();
+    // Three mints (same group here) and four uses fill it.
+    c.rate_limit.default = Limit { requests: 7, window: Duration::from_secs(60) };
+    let h = harness(c).await;
+    let (_, first) = h.user(Role::User).await;
+    let mut keys = vec![first];
+    for _ in 0..3 {
+        let minted = mint(&h, keys.last().expect("a key")).await;
+        keys.push(minted.expect("minted"));
+    }
+    let statuses: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for k in &keys {
+            v.push(h.call(get_from("/api/v0/things/1", "192.0.2.40", &[("authorization", &bearer(k))])).await.0);
+        }
+        v.push(h.call(get_from("/api/v0/things/1", "192.0.2.40", &[("authorization", &bearer(&keys[0]))])).await.0);
+        v
+    };
+    assert_eq!(statuses[..4], [StatusCode::OK; 4]);
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "a fresh key brings no fresh budget");
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_max_keys_per_user_active_keys() {
+    let mut c = config();
+    c.max_keys_per_user = 3;
+    let h = harness(c).await;
+    let (_, key) = h.user(Role::User).await;
+    let second = mint(&h, &key).await.expect("second key");
+    mint(&h, &second).await.expect("third key, minted by a minted key");
+    let (s, hd, body) = mint_raw(&h, &key).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(hd["content-type"], "application/problem+json");
+    assert!(body.contains("too-many-keys") && body.contains("auth.max_keys_per_user"), "{body}");
+    // Revoking one frees a place.
+    let (_, _, listing) =
+        h.call(get_from("/api/v0/auth/keys", "192.0.2.41", &[("authorization", &bearer(&key))])).await;
+    let v: serde_json::Value = serde_json::from_str(&listing).expect("json");
+    let id = v["data"]["keys"][2]["id"].as_str().expect("key id").to_string();
+    let (s, ..) = h
+        .call(request(
+            "DELETE",
+            &format!("/api/v0/auth/keys/{id}"),
+            "192.0.2.41",
+            &[("authorization", &bearer(&key))],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(mint(&h, &key).await.is_some(), "room again after a revocation");
+}
+
+async fn mint_raw(h: &Harness, key: &str) -> (StatusCode, http::HeaderMap, String) {
+    let hdr = [("authorization", bearer(key)), ("content-type", "application/json".into())];
+    let hdr: Vec<(&str, &str)> = hdr.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    h.call(request("POST", "/api/v0/auth/generate", "192.0.2.41", &hdr, Body::from("{}"))).await
+}
+
+/// A key minted with `key`, if the engine gave one.
+async fn mint(h: &Harness, key: &str) -> Option<String> {
+    let (s, _, body) = mint_raw(h, key).await;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (s == StatusCode::CREATED).then(|| v["data"]["api_key"].as_str().map(String::from))?
 }
 
 #[tokio::test]
@@ -174,7 +291,7 @@ async fn the_group_limit_answers_429_with_headers() {
         sample(&m, &format!("compozy_auth_rate_limit_hits_total{{ip_address=\"192.0.2.0\",user_id=\"{user}\"}}")),
         1.0
     );
-    assert_eq!(sample(&m, "compozy_rate_limit_blocks_total{path=\"/api/v0/things/{id}\",key_type=\"api_key\"}"), 1.0);
+    assert_eq!(sample(&m, "compozy_rate_limit_blocks_total{path=\"/api/v0/things/{id}\",key_type=\"user\"}"), 1.0);
 }
 
 #[tokio::test]
@@ -228,4 +345,21 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let m = h.metrics();
     assert_eq!(sample(&m, "compozy_auth_rate_limit_hits_total{ip_address=\"198.51.100.0\",user_id=\"\"}"), 1.0, "{m}");
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_with_503_and_applies_the_failure_guard() {
+    let config = compozy_auth::RateLimitConfig { fail_open: false, ..limits(&unique("rl_test_"), 100) };
+    let Some((h, cut, task)) = behind_proxy(config).await else { return };
+    let (_, key) = h.user(compozy_auth::Role::User).await;
+    let auth = bearer(&key);
+    task.abort();
+    cut.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (s, hd, _) = h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", &auth)])).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "the group limit cannot be checked");
+    assert!(hd.contains_key("retry-after"));
+    let (s, ..) = h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", "Bearer wrong")])).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "the failure guard cannot count: refused, not skipped");
+    assert_eq!((unavailable(&h, "allowed"), unavailable(&h, "refused")), (0.0, 2.0));
 }

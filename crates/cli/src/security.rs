@@ -8,7 +8,7 @@ use anyhow::Context;
 use axum::middleware::from_fn_with_state;
 use axum::routing::MethodRouter;
 use compozy_auth::secret_file::resolve_hmac_secret;
-use compozy_auth::{AuthConfig, AuthMetrics, Authenticator, Guard, RateLimiter, Role, authenticate};
+use compozy_auth::{AuthConfig, AuthMetrics, Authenticator, ClientAddrs, Guard, RateLimiter, Role, authenticate};
 use compozy_store::{Cache, Store};
 use compozy_telemetry::Registry;
 
@@ -16,9 +16,9 @@ use compozy_telemetry::Registry;
 pub type Routes = Vec<(&'static str, MethodRouter)>;
 
 pub struct Security {
-    config: AuthConfig,
     auth: Arc<Authenticator>,
     limiter: Arc<RateLimiter>,
+    clients: Arc<ClientAddrs>,
 }
 
 impl Security {
@@ -32,14 +32,21 @@ impl Security {
         registry: &Registry,
     ) -> anyhow::Result<Self> {
         let auth = authenticator(config, data_dir, store, registry)?;
-        let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache.clone())));
-        Ok(Self { config: config.clone(), auth: Arc::new(auth), limiter })
+        let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache.clone()), registry));
+        let clients = Arc::new(ClientAddrs::new(&config.trusted_proxies));
+        Ok(Self { auth: Arc::new(auth), limiter, clients })
     }
 
     /// `routes` behind authentication, counted against rate-limit `group`, open to `role` (any
     /// authenticated caller when `None`).
     pub fn guard(&self, group: &'static str, role: Option<Role>, routes: Routes) -> Routes {
-        let guard = Guard::new(self.auth.clone(), Some(self.limiter.clone()), &self.config, group, role);
+        let guard = Guard {
+            auth: self.auth.clone(),
+            limiter: Some(self.limiter.clone()),
+            group,
+            role,
+            clients: self.clients.clone(),
+        };
         // `route_layer`: a request for a method the route does not serve still gets its 405.
         routes
             .into_iter()

@@ -60,12 +60,13 @@ pub fn build(
     let auth =
         Arc::new(Authenticator::new(&config, &secret, store, AuthMetrics::new(&registry)).expect("authenticator"));
     let limiter = limiter.unwrap_or_else(|| Arc::new(RateLimiter::in_memory(config.rate_limit.clone())));
+    let clients = Arc::new(compozy_auth::ClientAddrs::new(&config.trusted_proxies));
     let guard = |group, role| Guard {
         auth: auth.clone(),
         limiter: Some(limiter.clone()),
         group,
         role,
-        trusted_proxies: config.trusted_proxies.clone().into(),
+        clients: clients.clone(),
     };
     let mut api = Router::new().route("/api/v0/things/{id}", get(whoami));
     for (path, route) in compozy_auth::handlers::routes(auth.clone()) {
@@ -86,8 +87,12 @@ pub fn build(
     Harness { registry, auth, limiter, app, _dir: dir }
 }
 
+/// The caller: a local user's id, or a token's subject.
 async fn whoami(Extension(user): Extension<AuthUser>) -> String {
-    user.id
+    match user.principal {
+        compozy_auth::Principal::Local(id) => id,
+        compozy_auth::Principal::Jwt { subject, .. } => subject,
+    }
 }
 
 impl Harness {
@@ -207,4 +212,25 @@ impl LogBuf {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
+}
+
+/// A harness whose limiter counts in Redis through a cuttable proxy.
+pub async fn behind_proxy(
+    rate_limit: RateLimitConfig,
+) -> Option<(Harness, Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)> {
+    redis(REDIS_URL).await?;
+    let (url, task, cut) = proxy().await;
+    let cache = redis(&url).await.expect("redis via proxy");
+    let config = compozy_auth::AuthConfig { rate_limit, ..Default::default() };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::new(RegistryOptions::default());
+    let limiter = Arc::new(RateLimiter::new(config.rate_limit.clone(), Some(cache), &registry));
+    let store =
+        compozy_store::Store::open(&compozy_store::StoreConfig::default(), dir.path(), &registry).await.expect("store");
+    Some((build(config, store, registry, Some(dir), Some(limiter)), cut, task))
+}
+
+/// `compozy_rate_limit_unavailable_total{decision}` in the harness's registry.
+pub fn unavailable(h: &Harness, decision: &str) -> f64 {
+    sample(&h.metrics(), &format!("compozy_rate_limit_unavailable_total{{decision=\"{decision}\"}}"))
 }
