@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod pipeline;
 pub mod verify;
 
+use std::sync::Arc;
+
 use compozy_store::Cache;
 use compozy_telemetry::Registry;
 use compozy_worker::{Starter, Worker};
