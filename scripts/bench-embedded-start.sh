@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -q -p compozy-cli --bin compozy
 bin=$CARGO_TARGET_DIR/release/compozy
 work=$(mktemp -d); pid=
-trap '[ -n "$pid" ] && kill -TERM $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 mkdir -p "$work/workflows"
 printf 'project:\n  name: embedded\n' >"$work/compozy.yaml"
 printf 'resource: workflow\nid: one\ntasks:\n  - {id: a, type: wait, duration: 0s}\n' >"$work/workflows/one.yaml"

@@ -159,7 +159,7 @@ fn chaos_runs() -> usize {
 
 fn wait_running(world: &World, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !world.rt.block_on(world.queue.run_tasks(id)).expect("tasks").first().is_some_and(|t| t.state == "running") {
+    while world.rt.block_on(world.queue.run_tasks(id)).expect("tasks").first().is_none_or(|t| t.state != "running") {
         assert!(Instant::now() < deadline, "the task never started");
         std::thread::sleep(Duration::from_millis(20));
     }
