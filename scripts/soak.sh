@@ -78,10 +78,10 @@ printf '%6s %9s %5s %9s %8s %9s %7s %10s %10s\n' t_s rss_kb fds db_kb wal_kb del
 start=$(date +%s)
 end=$((start + minutes * 60))
 while [ "$(date +%s)" -lt "$end" ]; do
-  paced deliver 8 "$(pace "$rate" 8)" >"$work/deliver.out" &
-  paced api 2 "$(pace "$api_rate" 2)" >"$work/api.out" &
-  paced healthz 1 100 >"$work/healthz.out" &
-  wait
+  paced deliver 8 "$(pace "$rate" 8)" >"$work/deliver.out" & loads=$!
+  paced api 2 "$(pace "$api_rate" 2)" >"$work/api.out" & loads="$loads $!"
+  paced healthz 1 100 >"$work/healthz.out" & loads="$loads $!"
+  wait $loads # not the engine, which is a background job too
   kill -0 "$pid" 2>/dev/null || { echo "engine exited" >&2; cat "$work/engine.log" >&2; exit 1; }
   t=$(($(date +%s) - start))
   rss=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
