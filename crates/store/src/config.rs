@@ -5,6 +5,8 @@ use std::time::Duration;
 use compozy_core::Secret;
 use serde::{Deserialize, Serialize};
 
+pub use crate::cache::tls::RedisTls;
+
 /// `database.*`: PostgreSQL when `url` is set, embedded SQLite in the data directory otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,8 +62,11 @@ pub const SQLITE_DEFAULT_MAX_CONNECTIONS: u32 = 4;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// `redis://[user:pass@]host:port/db`. Unset: in-process cache (single instance only).
+    /// `redis://[user:pass@]host:port/db`, or `rediss://` for TLS. Unset: in-process cache
+    /// (single instance only).
     pub url: Option<Secret>,
+    /// CA and client certificate for `rediss://` URLs.
+    pub tls: RedisTls,
     /// Prepended to every key, so several deployments can share one Redis.
     pub prefix: String,
     /// Most connections the Redis pool opens.
@@ -92,6 +97,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             url: None,
+            tls: RedisTls::default(),
             prefix: "compozy:".into(),
             pool_size: 10,
             pool_timeout: Duration::from_secs(4),

@@ -43,7 +43,7 @@ mod sqlite;
 mod store;
 
 pub use cache::Cache;
-pub use config::{CacheConfig, StoreConfig, mask_url};
+pub use config::{CacheConfig, RedisTls, StoreConfig, mask_url};
 pub use error::{CacheError, RETRY_AFTER, StoreError, Unavailable};
 pub use health::HealthProbe;
 pub use instances::Instance;

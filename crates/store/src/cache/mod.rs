@@ -3,6 +3,7 @@
 pub mod memory;
 mod pipeline;
 pub mod redis;
+pub(crate) mod tls;
 
 use std::time::Duration;
 

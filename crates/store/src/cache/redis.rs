@@ -128,8 +128,7 @@ impl std::fmt::Debug for RedisCache {
 impl RedisCache {
     /// Builds the pool, registers the `redis_pool_*` metrics and pings once.
     pub async fn connect(config: &CacheConfig, url: &str, registry: &Registry) -> Result<RedisCache, CacheError> {
-        let client = Client::open(url)
-            .map_err(|e| CacheError::Config(format!("cannot parse cache url {}: {e}", mask_url(url))))?;
+        let client = super::tls::client(url, &config.tls)?;
         let conn_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout));
