@@ -89,7 +89,8 @@ fn key_in(span: &str, sections: &BTreeSet<&str>) -> Option<String> {
     let shaped = token.contains('.')
         && token.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && token.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.<>*{}-".contains(c));
-    let file = [".md", ".yml", ".yaml", ".json", ".rs", ".toml", ".db", ".sh", ".txt"].iter().any(|e| token.ends_with(e));
+    let file =
+        [".md", ".yml", ".yaml", ".json", ".rs", ".toml", ".db", ".sh", ".txt"].iter().any(|e| token.ends_with(e));
     (shaped && !file && (sections.contains(first) || NOT_SECTIONS.contains(&first))).then(|| token.to_string())
 }
 
@@ -109,7 +110,8 @@ fn names_a_real_key(named: &str, keys: &BTreeMap<String, String>) -> bool {
     let n: Vec<&str> = if n.last() == Some(&"*") { n[..n.len() - 1].to_vec() } else { n };
     keys.iter().any(|(key, default)| {
         let k = segments(key);
-        let same = |a: &[&str], b: &[&str]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || placeholder(x));
+        let same =
+            |a: &[&str], b: &[&str]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || placeholder(x));
         let section = n.len() <= k.len() && same(&n, &k[..n.len()]);
         let map_entry = default == "{}" && k.len() < n.len() && same(&n[..k.len()], &k);
         section || map_entry
@@ -191,7 +193,8 @@ fn what_to_do(text: &str) -> Option<&str> {
 
 /// A span an operator can type: a configuration key, a command, or an endpoint.
 fn actionable(span: &str, keys: &BTreeMap<String, String>, sections: &BTreeSet<&str>) -> bool {
-    const COMMANDS: &[&str] = &["compozy ", "kill ", "curl ", "psql ", "redis-cli ", "promtool ", "journalctl ", "ls ", "df "];
+    const COMMANDS: &[&str] =
+        &["compozy ", "kill ", "curl ", "psql ", "redis-cli ", "promtool ", "journalctl ", "ls ", "df "];
     const METHODS: &[&str] = &["GET ", "POST ", "PUT ", "PATCH ", "DELETE "];
     let span = span.trim();
     let endpoint = |s: &str| s.starts_with('/') && s.len() > 1 && s[1..].starts_with(|c: char| c.is_ascii_lowercase());
@@ -221,9 +224,11 @@ fn every_alert_has_a_runbook_whose_what_to_do_names_what_to_type() {
         }
         match what_to_do(&text) {
             None => problems.push(format!("docs/runbooks/{alert}.md: no \"## What to do\" section")),
-            Some(steps) if !code_spans(steps).iter().any(|s| actionable(s, &keys, &sections)) => problems.push(format!(
-                "docs/runbooks/{alert}.md: \"What to do\" names no configuration key, command or endpoint in `code`"
-            )),
+            Some(steps) if !code_spans(steps).iter().any(|s| actionable(s, &keys, &sections)) => {
+                problems.push(format!(
+                    "docs/runbooks/{alert}.md: \"What to do\" names no configuration key, command or endpoint in `code`"
+                ))
+            }
             Some(_) => {}
         }
     }

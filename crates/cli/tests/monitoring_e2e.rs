@@ -10,6 +10,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,7 +34,17 @@ const EXPECTED_FIRING: &[&str] = &[
     "AutoloadReloadFailing",       // a broken resource file reloaded before the first scrape
     "PostgresConnectionTimeouts",  // PostgreSQL partitioned away for a moment
     "WebhookVerificationFailures", // 6 of 10 deliveries unsigned or wrongly signed
+    "PostgresConnectionErrors",    // the proxy to PostgreSQL closing every new session at once
+    "HttpRequestsInFlightHigh",    // 125 deliveries whose bodies never finish
+    "WebhookOverloaded",           // ... of which 5 find every webhook slot taken
+    "WebhookErrorBudgetBurnFast",  // ... and are refused: far beyond 14.4x the 0.1% budget
+    "WebhookErrorBudgetBurnSlow",
+    "PostgresPoolMostlyIdle", // the server engine's pool, idle between bursts
 ];
+
+/// Webhook slots of the embedded engine: fewer than the deliveries `hold_deliveries` holds.
+const WEBHOOK_SLOTS: usize = 120;
+const HELD_DELIVERIES: usize = 125;
 
 #[test]
 fn dashboards_and_alerts_answer_from_a_real_prometheus() {
@@ -55,7 +67,8 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     };
     let embedded_cfg = project.join("embedded.yaml").display().to_string();
     let server_cfg = project.join("server.yaml").display().to_string();
-    let embedded = Engine::start(&dir.path().join("embedded"), &["--config", &embedded_cfg], &auth_env(vec![]));
+    let embedded_env = auth_env(vec![("COMPOZY_WEBHOOKS_MAX_IN_FLIGHT", WEBHOOK_SLOTS.to_string())]);
+    let embedded = Engine::start(&dir.path().join("embedded"), &["--config", &embedded_cfg], &embedded_env);
     // The server engine reaches PostgreSQL through a proxy the test cuts for a moment.
     let proxy = Proxy::start("127.0.0.1:5432");
     let server_env = auth_env(vec![
@@ -81,6 +94,18 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
         deliver_webhooks(engine);
     }
     postgres_outage(&server, &proxy);
+    postgres_refuses_sessions(&server, &proxy);
+    let held = hold_deliveries(&embedded, HELD_DELIVERIES);
+    let seen = prometheus.wait_for(Duration::from_secs(60), |p| {
+        count(&p.query("max_over_time(compozy:http_requests_in_flight:sum[5m]) > 100")) == 1
+            && count(&p.query("increase(compozy_webhook_deliveries_total{result=\"overloaded\"}[5m]) > 0")) == 1
+    });
+    assert!(
+        seen,
+        "Prometheus never saw the held deliveries: {}",
+        prometheus.query("compozy:http_requests_in_flight:sum")
+    );
+    drop(held);
     for engine in [&embedded, &server] {
         guess_keys(engine);
     }
@@ -107,6 +132,9 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
         for selector in selectors(&expr) {
             check(&prometheus, &format!("alert {alert}"), &selector, &mut failures);
         }
+    }
+    for record in recorded_names() {
+        check(&prometheus, "recording rule", &record, &mut failures);
     }
     let all_fire = prometheus.wait_for(Duration::from_secs(20), |p| {
         let firing: BTreeSet<String> = p.firing().into_iter().collect();
@@ -164,6 +192,31 @@ fn postgres_outage(engine: &Engine, proxy: &Proxy) {
     engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
 }
 
+/// The proxy closes every connection and every new session at once: the acquires that must open
+/// a connection fail without waiting out the timeout (counted as connection errors).
+fn postgres_refuses_sessions(engine: &Engine, proxy: &Proxy) {
+    proxy.cut();
+    engine.eventually("the store is reported down", |e| e.get("/readyz").0 == 503);
+    assert_eq!(engine.get("/api/v0/instances").0, 503);
+    proxy.restore();
+    engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
+}
+
+/// Deliveries whose bodies never finish: each holds an HTTP request in flight and, once admitted,
+/// a webhook slot; those beyond the slots are refused as overloaded. Dropping the streams ends them.
+fn hold_deliveries(engine: &Engine, n: usize) -> Vec<TcpStream> {
+    // Another webhook (source `bulk`), so the `ci` source's verification ratio stays as sent.
+    let head = "POST /api/v0/hooks/bulk HTTP/1.1\r\nhost: e2e\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{";
+    (0..n)
+        .map(|_| {
+            let mut stream = TcpStream::connect(engine.addr).expect("connect");
+            stream.write_all(head.as_bytes()).expect("write");
+            stream
+        })
+        .collect()
+}
+
 /// Guessed keys: refused, then the address is blocked (brute-force guard). Last, since the block
 /// covers every key from this address.
 fn guess_keys(engine: &Engine) {
@@ -214,6 +267,9 @@ fn deliver_webhooks(engine: &Engine) {
 }
 
 fn write_project(root: &Path) {
+    let bulk = HOOKED
+        .replace("id: hooked", "id: bulk")
+        .replace("slug: deploys\n    source: ci", "slug: bulk\n    source: bulk");
     let files = [
         (
             "embedded.yaml",
@@ -232,6 +288,7 @@ fn write_project(root: &Path) {
         ),
         ("resources/exit-3.yaml", "resource: tool\nid: exit-3\ncommand: sh\nargs: [\"-c\", \"exit 3\"]\n"),
         ("resources/hooked.yaml", HOOKED),
+        ("resources/bulk.yaml", bulk.as_str()),
     ];
     for (path, text) in files {
         let path = root.join(path);
@@ -240,22 +297,24 @@ fn write_project(root: &Path) {
     }
 }
 
-/// One job, `compozy`, with both engines and a target nobody listens on; the shipped rules with
-/// `for:` set to 0.
+/// One job, `compozy`, with both engines and a target nobody listens on; every shipped rule file
+/// with `for:` set to 0.
 fn prometheus_config(dir: &Path, engines: &[&Engine]) -> String {
-    let alerts = std::fs::read_to_string(format!("{DEPLOY}/prometheus/alerts.yml")).expect("alerts.yml");
-    let immediate: String = alerts
-        .lines()
-        .map(|l| if l.trim_start().starts_with("for:") { String::new() } else { format!("{l}\n") })
-        .collect();
-    std::fs::write(dir.join("alerts.yml"), immediate).expect("write alerts");
-    std::fs::copy(format!("{DEPLOY}/prometheus/recording-rules.yml"), dir.join("recording-rules.yml"))
-        .expect("copy recording rules");
+    std::fs::create_dir_all(dir.join("slo")).expect("mkdir slo");
+    for file in rule_files() {
+        let text = std::fs::read_to_string(format!("{DEPLOY}/prometheus/{file}")).expect("rule file");
+        let immediate: String = text
+            .lines()
+            .map(|l| if l.trim_start().starts_with("for:") { String::new() } else { format!("{l}\n") })
+            .collect();
+        std::fs::write(dir.join(&file), immediate).expect("write rule file");
+    }
     let mut targets: Vec<String> = engines.iter().map(|e| format!("'{}'", e.addr)).collect();
     targets.push(format!("'127.0.0.1:{}'", free_port()));
     format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [recording-rules.yml, alerts.yml]\n\
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\n\
          scrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: [{}]\n",
+        rule_files().join(", "),
         targets.join(", ")
     )
 }
@@ -279,16 +338,50 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
+/// The shipped rule files: recording rules, alerts and the SLO files.
+fn rule_files() -> Vec<String> {
+    let mut files = vec!["recording-rules.yml".to_string(), "alerts.yml".to_string()];
+    let mut slos: Vec<String> = std::fs::read_dir(format!("{DEPLOY}/prometheus/slo"))
+        .expect("slo dir")
+        .map(|e| format!("slo/{}", e.expect("entry").file_name().to_string_lossy()))
+        .collect();
+    slos.sort();
+    files.extend(slos);
+    files
+}
+
+/// Every rule of every shipped rule file.
+fn shipped_rules() -> Vec<Value> {
+    rule_files()
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(format!("{DEPLOY}/prometheus/{f}")).expect("rule file");
+            let rules: Value = serde_saphyr::from_str(&text).expect("rule file parses");
+            rules["groups"].as_array().cloned().unwrap_or_default()
+        })
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 /// `(alert, expression)` of every shipped alert.
 fn alert_expressions() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(format!("{DEPLOY}/prometheus/alerts.yml")).expect("alerts.yml");
-    let rules: Value = serde_saphyr::from_str(&text).expect("alerts.yml parses");
-    rules["groups"]
-        .as_array()
+    shipped_rules()
         .into_iter()
-        .flatten()
-        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
         .filter_map(|r| Some((r["alert"].as_str()?.to_string(), r["expr"].as_str()?.to_string())))
+        .collect()
+}
+
+/// Every recorded series name (an SLO's series once per `slo` label).
+fn recorded_names() -> Vec<String> {
+    shipped_rules()
+        .into_iter()
+        .filter_map(|r| {
+            let record = r["record"].as_str()?;
+            Some(match r["labels"]["slo"].as_str() {
+                Some(slo) => format!("{record}{{slo=\"{slo}\"}}"),
+                None => record.to_string(),
+            })
+        })
         .collect()
 }
 

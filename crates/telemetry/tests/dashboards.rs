@@ -43,7 +43,11 @@ fn recorded_names() -> BTreeSet<String> {
     std::iter::once(dir.join("recording-rules.yml"))
         .chain(slos)
         .flat_map(|path| {
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).lines().filter_map(|l| l.trim().strip_prefix("- record:").map(|n| n.trim().to_string())).collect::<Vec<_>>()
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("- record:").map(|n| n.trim().to_string()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
