@@ -35,15 +35,17 @@ const EXPECTED_FIRING: &[&str] = &[
     "PostgresConnectionTimeouts",  // PostgreSQL partitioned away for a moment
     "WebhookVerificationFailures", // 6 of 10 deliveries unsigned or wrongly signed
     "PostgresConnectionErrors",    // the proxy to PostgreSQL closing every new session at once
-    "HttpRequestsInFlightHigh",    // 125 deliveries whose bodies never finish
-    "WebhookOverloaded",           // ... of which 5 find every webhook slot taken
-    "WebhookErrorBudgetBurnFast",  // ... and are refused: far beyond 14.4x the 0.1% budget
+    "HttpRequestsInFlightHigh",    // 125 deliveries whose bodies never finish (in flight until their body deadline)
+    "WebhookOverloaded",           // bursts of signed deliveries find both webhook slots taken
+    "WebhookErrorBudgetBurnFast",  // ... and are refused 503: far beyond 14.4x the 0.1% budget
     "WebhookErrorBudgetBurnSlow",
     "PostgresPoolMostlyIdle", // the server engine's pool, idle between bursts
 ];
 
-/// Webhook slots of the embedded engine: fewer than the deliveries `hold_deliveries` holds.
-const WEBHOOK_SLOTS: usize = 120;
+/// Webhook slots of the embedded engine: few, with no wait for one, so a burst of signed
+/// deliveries finds them taken (stalled bodies take no slot: they are read before admission).
+const WEBHOOK_SLOTS: usize = 2;
+/// Requests whose bodies never finish: in flight until `webhooks.body_timeout`.
 const HELD_DELIVERIES: usize = 125;
 
 #[test]
@@ -67,7 +69,10 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     };
     let embedded_cfg = project.join("embedded.yaml").display().to_string();
     let server_cfg = project.join("server.yaml").display().to_string();
-    let embedded_env = auth_env(vec![("COMPOZY_WEBHOOKS_MAX_IN_FLIGHT", WEBHOOK_SLOTS.to_string())]);
+    let embedded_env = auth_env(vec![
+        ("COMPOZY_WEBHOOKS_MAX_IN_FLIGHT", WEBHOOK_SLOTS.to_string()),
+        ("COMPOZY_WEBHOOKS_SLOT_WAIT", "0s".to_string()),
+    ]);
     let embedded = Engine::start(&dir.path().join("embedded"), &["--config", &embedded_cfg], &embedded_env);
     // The server engine reaches PostgreSQL through a proxy the test cuts for a moment.
     let proxy = Proxy::start("127.0.0.1:5432");
@@ -96,6 +101,7 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     postgres_outage(&server, &proxy);
     postgres_refuses_sessions(&server, &proxy);
     let held = hold_deliveries(&embedded, HELD_DELIVERIES);
+    overload_webhooks(&embedded);
     let seen = prometheus.wait_for(Duration::from_secs(60), |p| {
         count(&p.query("max_over_time(compozy:http_requests_in_flight:sum[5m]) > 100")) == 1
             && count(&p.query("increase(compozy_webhook_deliveries_total{result=\"overloaded\"}[5m]) > 0")) == 1
@@ -202,8 +208,8 @@ fn postgres_refuses_sessions(engine: &Engine, proxy: &Proxy) {
     engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
 }
 
-/// Deliveries whose bodies never finish: each holds an HTTP request in flight and, once admitted,
-/// a webhook slot; those beyond the slots are refused as overloaded. Dropping the streams ends them.
+/// Deliveries whose bodies never finish: each holds an HTTP request in flight (until
+/// `webhooks.body_timeout` answers 408). Dropping the streams ends them.
 fn hold_deliveries(engine: &Engine, n: usize) -> Vec<TcpStream> {
     // Another webhook (source `bulk`), so the `ci` source's verification ratio stays as sent.
     let head = "POST /api/v0/hooks/bulk HTTP/1.1\r\nhost: e2e\r\ncontent-type: application/json\r\n\
@@ -215,6 +221,35 @@ fn hold_deliveries(engine: &Engine, n: usize) -> Vec<TcpStream> {
             stream
         })
         .collect()
+}
+
+/// Bursts of signed deliveries (distinct bodies, so none is a duplicate) at the embedded engine's
+/// two slots: some find them taken and are refused 503 `overloaded`.
+fn overload_webhooks(engine: &Engine) {
+    let addr = engine.addr;
+    for round in 0..20 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
+        let statuses: Vec<u16> = (0..32)
+            .map(|i| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let body = format!(r#"{{"action":"deploy","service":"burst-{round}-{i}"}}"#);
+                    let signature = format!("sha256={}", hmac_hex("e2e-webhook-secret", body.as_bytes()));
+                    let headers = [("content-type", "application/json"), ("x-signature", signature.as_str())];
+                    barrier.wait();
+                    post(addr, "/api/v0/hooks/bulk", &headers, &body).map_or(0, |r| r.0)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().expect("burst thread"))
+            .collect();
+        assert!(statuses.iter().all(|s| [202, 503].contains(s)), "{statuses:?}");
+        if statuses.contains(&503) {
+            return;
+        }
+    }
+    panic!("20 bursts of 32 signed deliveries never found both slots taken");
 }
 
 /// Guessed keys: refused, then the address is blocked (brute-force guard). Last, since the block
