@@ -31,7 +31,26 @@ lua=$PWD/scripts/soak/paced.lua
 work=$(mktemp -d)
 samples=${SOAK_OUT:-$work/samples}
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+pg_ctl=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; stop_private_postgres; rm -rf "$work"' EXIT
+
+# PostgreSQL runs as a cluster of the soak's own (initdb, stock settings, SOAK_PG_PORT): disk use
+# under retention depends on the server's autovacuum, which a shared server may have turned off.
+pg_port=${SOAK_PG_PORT:-5439}
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+start_private_postgres() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  pg_ctl=$bin/pg_ctl
+  mkdir -p "$work/pg" && chown postgres "$work/pg" 2>/dev/null || true
+  chmod 755 "$work"
+  as_postgres "$bin/initdb" -D "$work/pg/data" -A trust -U postgres -E UTF8 >/dev/null
+  as_postgres "$pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+  psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'CREATE DATABASE soak'
+}
+stop_private_postgres() {
+  if [ -n "$pg_ctl" ]; then as_postgres "$pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true; fi
+}
 
 . scripts/bench-webhooks/project.sh
 bench_project "$work" soak
@@ -39,8 +58,8 @@ bench_project "$work" soak
 case $backend in
   embedded) envs=""; db_file=$work/data/compozy.db ;;
   postgres)
-    psql -q -h 127.0.0.1 -U postgres -d test -c 'DROP DATABASE IF EXISTS soak WITH (FORCE)' -c 'CREATE DATABASE soak' 2>/dev/null
-    envs="COMPOZY_DATABASE_URL=postgres://postgres@127.0.0.1:5432/soak COMPOZY_REDIS_URL=redis://127.0.0.1:6379" ;;
+    start_private_postgres
+    envs="COMPOZY_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/soak COMPOZY_REDIS_URL=redis://127.0.0.1:6379" ;;
   *) echo "unknown backend $backend (embedded or postgres)" >&2; exit 2 ;;
 esac
 
@@ -65,8 +84,8 @@ db_sizes() { # bytes of the database and of its WAL
   if [ "$backend" = embedded ]; then
     echo "$(size "$db_file") $(size "$db_file-wal")"
   else
-    # The WAL directory is the whole cluster's (other databases included).
-    psql -tAq -h 127.0.0.1 -U postgres -d soak -F ' ' \
+    # The WAL directory is the cluster's, which holds only this database.
+    psql -tAq -h 127.0.0.1 -p "$pg_port" -U postgres -d soak -F ' ' \
       -c "SELECT pg_database_size('soak'), (SELECT COALESCE(sum(size), 0) FROM pg_ls_waldir())"
   fi
 }

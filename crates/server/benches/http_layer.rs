@@ -5,7 +5,11 @@
 //!   router inside the `axum-prometheus` layer.
 //! - `stack_*`: the engine's full middleware stack with and without the metrics layer.
 //!
-//! Allocations per request of each variant are counted and printed after the timings.
+//! Allocations per request of each variant are counted and printed after the timings, then the
+//! layer's cost in the stack is measured once more as a paired difference: batches of the two
+//! stack variants alternated many times, the median of the per-batch differences printed. Load
+//! from other processes drifts over seconds, so it hits both sides of a pair alike, where
+//! criterion's separate runs of each variant would see it on one side only.
 
 use std::sync::Arc;
 
@@ -121,5 +125,58 @@ fn bench(c: &mut Criterion) {
     eprintln!("  stack_full                  {:.2}", allocations(&rt, &full));
 }
 
-criterion_group!(benches, bench);
+/// Median and quartiles over `rounds` of the per-request difference `b − a` in ns, each round
+/// timing one batch of `a` then one of `b` (the order alternates between rounds).
+fn paired_difference<A, B, BA, BB>(rt: &tokio::runtime::Runtime, a: &A, b: &B, rounds: usize) -> [f64; 3]
+where
+    A: Service<Request<Body>, Response = http::Response<BA>> + Clone,
+    A::Error: std::fmt::Debug,
+    BA: http_body::Body,
+    BA::Error: std::fmt::Debug,
+    B: Service<Request<Body>, Response = http::Response<BB>> + Clone,
+    B::Error: std::fmt::Debug,
+    BB: http_body::Body,
+    BB::Error: std::fmt::Debug,
+{
+    const BATCH: u32 = 250;
+    rt.block_on(async {
+        let mut diffs = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let time_a = async {
+                let start = std::time::Instant::now();
+                for _ in 0..BATCH {
+                    call(a).await;
+                }
+                start.elapsed().as_nanos() as f64 / f64::from(BATCH)
+            };
+            let time_b = async {
+                let start = std::time::Instant::now();
+                for _ in 0..BATCH {
+                    call(b).await;
+                }
+                start.elapsed().as_nanos() as f64 / f64::from(BATCH)
+            };
+            let (ta, tb) = if round % 2 == 0 {
+                let ta = time_a.await;
+                (ta, time_b.await)
+            } else {
+                let tb = time_b.await;
+                (time_a.await, tb)
+            };
+            diffs.push(tb - ta);
+        }
+        diffs.sort_by(f64::total_cmp);
+        [diffs[rounds / 4], diffs[rounds / 2], diffs[rounds * 3 / 4]]
+    })
+}
+
+fn paired(_: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let app = stack();
+    let [q1, median, q3] = paired_difference(&rt, &app.service_unmetered(), &app.service(), 2_000);
+    eprintln!("metrics layer in the stack, paired (2,000 alternated batches of 250 requests):");
+    eprintln!("  median {median:+.0} ns per request (quartiles {q1:+.0} .. {q3:+.0} ns)");
+}
+
+criterion_group!(benches, bench, paired);
 criterion_main!(benches);

@@ -36,3 +36,16 @@ pub(crate) fn pool(config: &StoreConfig, url: &str) -> Result<(PgPool, u32), Sto
         .connect_lazy_with(options);
     Ok((pool, max))
 }
+
+/// Retention deletes finished runs, and only (auto)vacuum makes their space reusable: a server
+/// that runs without autovacuum grows by every pruned row (docs/storage.md). Said once at start;
+/// a server that cannot answer is left to the ping's error.
+pub(crate) async fn warn_if_autovacuum_off(pool: &PgPool) {
+    let setting: Result<String, _> = sqlx::query_scalar("SHOW autovacuum").fetch_one(pool).await;
+    if matches!(setting.as_deref(), Ok("off")) {
+        tracing::warn!(
+            "PostgreSQL runs with autovacuum off: rows deleted by retention are never reclaimed and the \
+             database keeps growing; turn autovacuum on or schedule VACUUM (docs/storage.md)"
+        );
+    }
+}

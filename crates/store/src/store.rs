@@ -145,6 +145,9 @@ impl Store {
         let store = Store { inner: Arc::new(inner) };
         store.ping().await?;
         tracing::info!(backend, max_connections = max, "store connected");
+        if let Pool::Postgres(pool) = &store.inner.pool {
+            postgres::warn_if_autovacuum_off(pool).await;
+        }
         Ok(store)
     }
 

@@ -2,41 +2,19 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestDb, registry};
+use common::{Captured, TestDb, registry};
 use compozy_core::Secret;
 use compozy_store::{Store, StoreConfig};
 
 const PASSWORD: &str = "hunter2-not-logged";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs on one thread, so the thread-local subscriber sees every task, sqlx's included.
 #[tokio::test(flavor = "current_thread")]
 async fn passwords_stay_out_of_logs_and_errors() {
     let Some(db) = TestDb::create().await else { return };
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::start();
 
     // Trust auth accepts any password, so this connects and runs real traffic.
     let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:5432/{}", db.name);
@@ -55,7 +33,7 @@ async fn passwords_stay_out_of_logs_and_errors() {
     tracing::error!(error = %err, "as the server would log it");
     store.close().await;
 
-    let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf8");
+    let text = logs.text();
     assert!(text.contains("store connected"), "the capture works: {text}");
     assert!(text.contains("INSERT INTO instances"), "sqlx statement logs are captured too: {text}");
     assert!(!text.contains(PASSWORD), "password in logs:\n{text}");
