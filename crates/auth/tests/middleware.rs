@@ -9,6 +9,10 @@ use common::*;
 use compozy_auth::{AuthConfig, Limit, Role};
 use http::StatusCode;
 
+/// The limiter's windows are fixed and epoch-aligned: with minute windows, a test running while
+/// the minute turns would see its counts reset half-way. A day-long window holds a whole test.
+const WINDOW: Duration = Duration::from_secs(86_400);
+
 fn config() -> AuthConfig {
     AuthConfig::default()
 }
@@ -115,7 +119,7 @@ async fn generated_keys_work_and_admins_manage_users() {
 #[tokio::test]
 async fn failures_from_one_address_are_throttled_but_a_valid_key_is_never_refused() {
     let mut c = config();
-    c.rate_limit.auth_failures = Limit { requests: 3, window: Duration::from_secs(60) };
+    c.rate_limit.auth_failures = Limit { requests: 3, window: WINDOW };
     let h = harness(c).await;
     let (_, key) = h.user(Role::User).await;
     let bad = format!("cpz_{}", "B".repeat(43));
@@ -145,7 +149,7 @@ async fn failures_from_one_address_are_throttled_but_a_valid_key_is_never_refuse
 #[tokio::test]
 async fn expired_tokens_do_not_lock_out_a_valid_one() {
     let mut c = config();
-    c.rate_limit.auth_failures = Limit { requests: 2, window: Duration::from_secs(60) };
+    c.rate_limit.auth_failures = Limit { requests: 2, window: WINDOW };
     c.jwt.issuers = vec![compozy_auth::IssuerConfig {
         issuer: "https://hs.example".into(),
         audiences: vec!["compozy".into()],
@@ -191,7 +195,7 @@ async fn futures_statuses(h: &Harness, auth: &str, n: usize) -> Vec<StatusCode> 
 async fn every_key_of_a_user_draws_on_one_budget() {
     let mut c = config();
     // Three mints (same group here) and four uses fill it.
-    c.rate_limit.default = Limit { requests: 7, window: Duration::from_secs(60) };
+    c.rate_limit.default = Limit { requests: 7, window: WINDOW };
     let h = harness(c).await;
     let (_, first) = h.user(Role::User).await;
     let mut keys = vec![first];
@@ -257,7 +261,7 @@ async fn mint(h: &Harness, key: &str) -> Option<String> {
 #[tokio::test]
 async fn anonymous_requests_do_not_count_as_guesses() {
     let mut c = config();
-    c.rate_limit.auth_failures = Limit { requests: 1, window: Duration::from_secs(60) };
+    c.rate_limit.auth_failures = Limit { requests: 1, window: WINDOW };
     let h = harness(c).await;
     for _ in 0..3 {
         let (s, ..) = h.call(get_from("/api/v0/things/1", "192.0.2.77", &[])).await;
@@ -268,7 +272,7 @@ async fn anonymous_requests_do_not_count_as_guesses() {
 #[tokio::test]
 async fn the_group_limit_answers_429_with_headers() {
     let mut c = config();
-    c.rate_limit.default = Limit { requests: 2, window: Duration::from_secs(60) };
+    c.rate_limit.default = Limit { requests: 2, window: WINDOW };
     let h = harness(c).await;
     let (user, key) = h.user(Role::User).await;
     let hdr = [("authorization", bearer(&key))];
@@ -325,7 +329,7 @@ async fn a_broken_store_is_reason_unknown_and_503() {
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let mut c = config();
-    c.rate_limit.auth_failures = Limit { requests: 1, window: Duration::from_secs(60) };
+    c.rate_limit.auth_failures = Limit { requests: 1, window: WINDOW };
     c.trusted_proxies = vec!["10.0.0.1".parse().expect("ip")];
     let h = harness(c).await;
     // Through the proxy, client 198.51.100.9 fails once, then is blocked ...
