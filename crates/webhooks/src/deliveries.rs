@@ -3,7 +3,7 @@
 use compozy_store::Store;
 use compozy_worker::Companion;
 use compozy_worker::retention::{Dependent, Sweep};
-use compozy_worker::runs::{TxConn, TxFuture};
+use compozy_worker::driver::{TxConn, TxFuture};
 use serde::Serialize;
 use sqlx::Row;
 
