@@ -2,8 +2,8 @@
 
 use compozy_store::Store;
 use compozy_worker::Companion;
+use compozy_worker::driver::{TxConn, TxFuture};
 use compozy_worker::retention::{Dependent, Sweep};
-use compozy_worker::runs::{TxConn, TxFuture};
 use serde::Serialize;
 use sqlx::Row;
 

@@ -327,7 +327,7 @@ struct Row {
 }
 
 impl compozy_worker::Companion for Row {
-    fn insert_all<'c>(rows: &'c [Self], _: compozy_worker::runs::TxConn<'c>) -> compozy_worker::runs::TxFuture<'c> {
+    fn insert_all<'c>(rows: &'c [Self], _: compozy_worker::driver::TxConn<'c>) -> compozy_worker::driver::TxFuture<'c> {
         let bad = rows.iter().any(|r| r.bad);
         Box::pin(async move {
             if bad { Err(sqlx::Error::ColumnNotFound("the caller's insert failed".into())) } else { Ok(()) }

@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::error::WorkerError;
-use crate::queue::{Queue, on_conn, sql};
 use crate::runs::TaskRow;
 
 /// One activity attempt. Times are Unix milliseconds; `outcome` is `success`, `error`, `timeout`,
@@ -32,58 +29,25 @@ pub struct TaskHistory {
     pub attempts: Vec<Attempt>,
 }
 
-fn decode<R: Row>(r: &R) -> Result<(String, Attempt), sqlx::Error>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    String: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-    i32: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-    i64: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-{
-    let output: Option<String> = r.try_get("output")?;
-    let attempt = Attempt {
-        attempt: r.try_get("attempt")?,
-        worker: r.try_get("worker")?,
-        started_at: Some(r.try_get("started_at")?),
-        finished_at: Some(r.try_get("finished_at")?),
-        outcome: Some(r.try_get("outcome")?),
-        error: r.try_get("error")?,
-        output: output.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))),
-    };
-    Ok((r.try_get("task_id")?, attempt))
-}
-
-impl Queue {
-    /// The ended attempts of run `id`'s tasks as `(task id, attempt)`, by position then attempt.
-    pub async fn run_attempts(&self, id: &str) -> Result<Vec<(String, Attempt)>, WorkerError> {
-        let mut conn = self.store().acquire().await?;
-        let attempts = on_conn!(&mut conn, c => {
-            let rows = sqlx::query(sql::RUN_ATTEMPTS).bind(id).fetch_all(&mut **c).await?;
-            rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?
-        });
-        Ok(attempts)
+/// Each task with its attempts: the ended ones (`ended`, as `(task id, attempt)`) and the
+/// latest one when it is running or succeeded, which only its task row records.
+pub fn history(tasks: Vec<TaskRow>, ended: Vec<(String, Attempt)>) -> Vec<TaskHistory> {
+    let mut by_task: HashMap<String, Vec<Attempt>> = HashMap::new();
+    for (task_id, attempt) in ended {
+        by_task.entry(task_id).or_default().push(attempt);
     }
-
-    /// Run `id`'s tasks, each with every attempt, oldest first.
-    pub async fn run_history(&self, id: &str) -> Result<Vec<TaskHistory>, WorkerError> {
-        let tasks = self.run_tasks(id).await?;
-        let mut ended: HashMap<String, Vec<Attempt>> = HashMap::new();
-        for (task_id, attempt) in self.run_attempts(id).await? {
-            ended.entry(task_id).or_default().push(attempt);
-        }
-        let history = tasks
-            .into_iter()
-            .map(|task| {
-                let mut attempts = ended.remove(&task.id).unwrap_or_default();
-                // Databases written before successes lived on the task row have a row for it.
-                let recorded = attempts.last().is_some_and(|a| a.attempt == task.attempt);
-                if matches!(task.state.as_str(), "running" | "succeeded") && !recorded {
-                    attempts.push(latest(&task));
-                }
-                TaskHistory { task, attempts }
-            })
-            .collect();
-        Ok(history)
-    }
+    tasks
+        .into_iter()
+        .map(|task| {
+            let mut attempts = by_task.remove(&task.id).unwrap_or_default();
+            // Databases written before successes lived on the task row have a row for it.
+            let recorded = attempts.last().is_some_and(|a| a.attempt == task.attempt);
+            if matches!(task.state.as_str(), "running" | "succeeded") && !recorded {
+                attempts.push(latest(&task));
+            }
+            TaskHistory { task, attempts }
+        })
+        .collect()
 }
 
 /// The attempt the task row itself records: running, or the one that succeeded.

@@ -12,19 +12,31 @@
 //! # let _ = run_id; Ok(()) }
 //! ```
 
+// Layers, top down (each module imports only from layers below it):
+// the handle `worker` and the `api`; the services (`claimer` → `execute` → `completer`,
+// `starter`, `heartbeat`, `rescuer`, `gauges`, `listener`, `retention`) over the shared
+// `context`; the `queue` handle; the `driver` and its backends; the rows (`runs`,
+// `attempts`, `model`) and leaves (`clock`, `config`, `error`, `activity`, `template`, ...).
 mod activity;
 pub mod api;
 pub mod attempts;
 mod backoff;
+mod claimer;
 mod clock;
-mod completion;
+mod completer;
 pub mod config;
-mod dispatcher;
+mod context;
+pub mod driver;
 pub mod error;
+mod execute;
+mod gauges;
+mod heartbeat;
+mod listener;
 mod metrics;
 pub mod model;
 pub mod project;
 pub mod queue;
+mod rescuer;
 pub mod retention;
 pub mod runs;
 pub mod starter;
@@ -33,12 +45,12 @@ mod worker;
 
 pub use attempts::{Attempt, TaskHistory};
 pub use config::WorkerConfig;
+pub use driver::{Companion, Driver};
 pub use error::WorkerError;
 pub use model::{AttemptOutcome, Backend, RunStatus, TaskKind, TaskState};
 pub use project::Project;
-pub use queue::NewRun;
-pub use queue::Queue;
+pub use queue::{NewRun, Queue};
 pub use retention::{Pruner, RetentionConfig};
 pub use runs::{Run, RunFilter, TaskRow};
-pub use starter::{Companion, Starter};
+pub use starter::Starter;
 pub use worker::Worker;

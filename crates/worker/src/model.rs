@@ -1,6 +1,6 @@
 //! The queue's vocabularies as types: run status, task state, task kind, attempt outcome and
 //! store backend. Each is stored as its `as_str()` text, which a CHECK constraint of the schema
-//! (migration 20261130000210) restricts to exactly these values; see [`crate::queue::sql`] for
+//! (migration 20261130000210) restricts to exactly these values; see [`crate::driver`] for
 //! the state machine they move through.
 
 use std::fmt;

@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use compozy_store::StoreConn;
 use compozy_telemetry::{Counter, Registry, catalog};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, Row};
 
-use crate::clock::now_ms;
+pub use crate::driver::Dependent;
+
+use crate::clock::{millis, now_ms};
+use crate::driver::{PruneRunsParams, ReclaimPagesParams, RunDelete, SweepParams};
 use crate::error::WorkerError;
 use crate::queue::Queue;
-use crate::worker::millis;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -75,13 +75,6 @@ impl RetentionConfig {
 /// The `kind` label values of `retention_deleted_total`.
 pub const KINDS: [&str; 5] = ["run", "task", "attempt", "delivery", "payload"];
 
-/// A table whose rows belong to a run (column `run_id`): deleted with the run, counted as `kind`.
-#[derive(Clone, Copy, Debug)]
-pub struct Dependent {
-    pub table: &'static str,
-    pub kind: &'static str,
-}
-
 /// Rows pruned by their own age: `statement` changes at most `$2` rows older than `$1` (Unix
 /// ms), and the rows it reports count as `kind`. It runs until a batch comes back short.
 #[derive(Clone, Copy, Debug)]
@@ -103,8 +96,8 @@ pub struct Pruner {
 struct Inner {
     queue: Queue,
     config: RetentionConfig,
-    /// The deletes of one batch of runs, children first: `(kind, statement)`.
-    deletes: Vec<(&'static str, String)>,
+    /// The deletes of one batch of runs, children first.
+    deletes: Vec<RunDelete>,
     sweeps: Vec<Sweep>,
     deleted: BTreeMap<&'static str, Arc<Counter>>,
 }
@@ -127,7 +120,7 @@ impl Pruner {
         config.validate().map_err(WorkerError::Config)?;
         let family = registry.counter(&catalog::RETENTION_DELETED);
         let deleted = KINDS.iter().map(|k| (*k, family.get(&[k]))).collect();
-        let deletes = delete_statements(queue.is_postgres(), &dependents);
+        let deletes = queue.driver().run_deletes(&dependents);
         Ok(Pruner { inner: Arc::new(Inner { queue, config, deletes, sweeps, deleted }) })
     }
 
@@ -164,7 +157,7 @@ impl Pruner {
                 tokio::task::yield_now().await;
             }
         }
-        if pruned.values().any(|n| *n > 0) && !self.inner.queue.is_postgres() {
+        if pruned.values().any(|n| *n > 0) {
             self.vacuum().await?;
         }
         Ok(pruned)
@@ -186,102 +179,32 @@ impl Pruner {
         batch: i64,
         pruned: &mut Pruned,
     ) -> Result<i64, WorkerError> {
-        let postgres = self.inner.queue.is_postgres();
-        let expired = if postgres { EXPIRED_POSTGRES } else { EXPIRED };
-        let _writer = self.inner.queue.writer().await;
-        let mut conn = self.inner.queue.store().acquire().await?;
-        let mut deleted = Vec::new();
-        // The same steps on both backends; `$ids` is how each binds the batch's ids.
-        macro_rules! batch {
-            ($c:expr, $ids:expr) => {{
-                let mut tx = $c.begin().await?;
-                let rows = sqlx::query(expired).bind(status).bind(cutoff).bind(batch).fetch_all(&mut *tx).await?;
-                let ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
-                if !ids.is_empty() {
-                    let bound = $ids(&ids);
-                    for (kind, sql) in &self.inner.deletes {
-                        // Built in `new` from the code's own table names, never from input.
-                        let sql = sqlx::AssertSqlSafe(sql.as_str());
-                        let n = sqlx::query(sql).bind(&bound).execute(&mut *tx).await?.rows_affected();
-                        deleted.push((*kind, n));
-                    }
-                }
-                tx.commit().await?;
-                ids.len()
-            }};
-        }
-        let runs = match &mut conn {
-            StoreConn::Postgres(c) => batch!(c, <[String]>::to_vec),
-            StoreConn::Sqlite(c) => batch!(c, json_list),
-        };
-        for (kind, n) in deleted {
+        let p = PruneRunsParams { status, cutoff, limit: batch, deletes: &self.inner.deletes };
+        let done = self.inner.queue.driver().prune_runs(p).await?;
+        for (kind, n) in done.deleted {
             self.count(pruned, kind, n);
         }
-        Ok(i64::try_from(runs).unwrap_or(i64::MAX))
+        Ok(i64::try_from(done.runs).unwrap_or(i64::MAX))
     }
 
     /// One batch of `sweep`; returns how many rows it changed.
     async fn sweep(&self, sweep: &Sweep, cutoff: i64, batch: i64, pruned: &mut Pruned) -> Result<i64, WorkerError> {
-        let _writer = self.inner.queue.writer().await;
-        let mut conn = self.inner.queue.store().acquire().await?;
-        let n = compozy_store::on_conn!(&mut conn, c => sqlx::query(sweep.statement).bind(cutoff).bind(batch)
-            .execute(&mut **c).await?.rows_affected());
+        let p = SweepParams { statement: sweep.statement, cutoff, limit: batch };
+        let n = self.inner.queue.driver().sweep(p).await?;
         self.count(pruned, sweep.kind, n);
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
     /// SQLite: gives free pages beyond a tenth of the file back to the file system, a bounded
-    /// number per lock. The tenth stays for the next inserts, which reuse free pages first.
+    /// number per writer lock (nothing to do on PostgreSQL).
     async fn vacuum(&self) -> Result<(), WorkerError> {
-        loop {
-            let _writer = self.inner.queue.writer().await;
-            let mut conn = self.inner.queue.store().acquire().await?;
-            let Some(c) = conn.as_sqlite() else { return Ok(()) };
-            let mode: i64 = sqlx::query("PRAGMA auto_vacuum").fetch_one(&mut *c).await?.try_get(0)?;
-            let pages: i64 = sqlx::query("PRAGMA page_count").fetch_one(&mut *c).await?.try_get(0)?;
-            let free: i64 = sqlx::query("PRAGMA freelist_count").fetch_one(&mut *c).await?.try_get(0)?;
-            let excess = free - pages / 10;
-            // 2 = INCREMENTAL; a database created before it was the default keeps reusing its
-            // free pages but cannot give them back (docs/storage.md).
-            if mode != 2 || excess <= 0 {
-                return Ok(());
-            }
-            let n = excess.min(VACUUM_PAGES);
-            // `n` is a number computed here.
-            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA incremental_vacuum({n})"))).execute(&mut *c).await?;
-            drop(conn);
+        let p = ReclaimPagesParams { max_pages: VACUUM_PAGES };
+        while self.inner.queue.driver().reclaim_pages(p).await? > 0 {
             tokio::task::yield_now().await;
         }
+        Ok(())
     }
-}
-
-/// The deletes of one batch of runs (bound to their ids as `$1`), children first.
-fn delete_statements(postgres: bool, dependents: &[Dependent]) -> Vec<(&'static str, String)> {
-    // PostgreSQL binds a text array; SQLite a JSON array of the ids.
-    let ids = if postgres { "= ANY($1)" } else { "IN (SELECT value FROM json_each($1))" };
-    let mut out = vec![(
-        "attempt",
-        format!("DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM tasks WHERE run_id {ids})"),
-    )];
-    out.push(("task", format!("DELETE FROM tasks WHERE run_id {ids}")));
-    out.extend(dependents.iter().map(|d| (d.kind, format!("DELETE FROM {} WHERE run_id {ids}", d.table))));
-    out.push(("run", format!("DELETE FROM workflow_runs WHERE id {ids}")));
-    out
-}
-
-/// SQLite binds a batch's ids as one JSON array (read with `json_each`).
-fn json_list(ids: &[String]) -> String {
-    serde_json::Value::from(ids).to_string()
 }
 
 /// Pages given back per writer lock (4 MiB with the default 4 KiB pages).
 const VACUUM_PAGES: i64 = 1024;
-
-/// The ids of up to `batch` runs of `$1` (status) that finished before `$2`, oldest first. The
-/// `created_at` bound lets the scan walk an index (a run finishes after it was created).
-const EXPIRED: &str = "SELECT id FROM workflow_runs WHERE status = $1 AND created_at < $2 AND finished_at < $2 \
-     ORDER BY created_at LIMIT $3";
-
-/// Rows another pruner holds are left to it.
-const EXPIRED_POSTGRES: &str = "SELECT id FROM workflow_runs WHERE status = $1 AND created_at < $2 \
-     AND finished_at < $2 ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED";

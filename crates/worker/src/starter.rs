@@ -11,29 +11,18 @@ use std::sync::Arc;
 use compozy_store::{StoreError, Unavailable};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use compozy_core::gather::gather;
+
+use crate::driver::Companion;
+
 use crate::error::WorkerError;
 use crate::queue::{NewRun, Queue};
-use crate::runs::{TxConn, TxFuture};
-use compozy_core::gather::gather;
 
 /// Most runs in one transaction: bounds the statements' array sizes.
 const MAX_BATCH: usize = 256;
 
 /// Transactions in flight at once: one is collecting while the other commits.
 const FLUSHERS: usize = 2;
-
-/// Rows a caller stores with the runs it starts.
-pub trait Companion: Send + Sync + Sized + 'static {
-    /// Inserts `rows` inside the runs' open transaction (each row knows its run's id).
-    fn insert_all<'c>(rows: &'c [Self], conn: TxConn<'c>) -> TxFuture<'c>;
-}
-
-/// Nothing stored beside the runs.
-impl Companion for () {
-    fn insert_all<'c>(_: &'c [()], _: TxConn<'c>) -> TxFuture<'c> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 struct Pending<C> {
     run: NewRun,
@@ -86,7 +75,7 @@ async fn flush_loop<C: Companion>(
             return;
         }
         let (runs, rows, replies) = split(batch.drain(..));
-        match insert(&queue, &runs, &rows).await {
+        match queue.insert_runs_with(&runs, &rows).await {
             Ok(()) => {
                 committed();
                 replies.into_iter().for_each(|r| drop(r.send(Ok(()))));
@@ -95,7 +84,7 @@ async fn flush_loop<C: Companion>(
                 // Perhaps one row's fault: store each alone so the others are not refused for it.
                 tracing::warn!(runs = runs.len(), error = %e, "a batch of run starts failed; storing them one by one");
                 for ((run, row), reply) in runs.into_iter().zip(rows).zip(replies) {
-                    let alone = insert(&queue, std::slice::from_ref(&run), std::slice::from_ref(&row)).await;
+                    let alone = queue.insert_runs_with(std::slice::from_ref(&run), std::slice::from_ref(&row)).await;
                     if alone.is_ok() {
                         committed();
                     }
@@ -125,10 +114,6 @@ fn split<C>(pending: impl Iterator<Item = Pending<C>>) -> Split<C> {
         replies.push(p.reply);
     }
     (runs, rows, replies)
-}
-
-async fn insert<C: Companion>(queue: &Queue, runs: &[NewRun], rows: &[C]) -> Result<(), WorkerError> {
-    queue.insert_runs_with(runs, rows).await
 }
 
 /// What each caller of a batch that met an outage gets: the outage (503 with `Retry-After`).
