@@ -45,7 +45,9 @@ const EXPECTED_FIRING: &[&str] = &[
     "WorkerQueueBacklog",            // the busy engine's only slot held while 150 runs queue behind it
     "ScheduleToStartBudgetBurnFast", // ... so each of them waits over 5s for a worker
     "ScheduleToStartBudgetBurnSlow",
-    "ExpiredTokensHigh", // 450 expired JWTs from a trusted issuer within the 5m window
+    "ExpiredTokensHigh",       // 450 expired JWTs from a trusted issuer within the 5m window
+    "HttpErrorBudgetBurnFast", // 30 requests answered 503 while PostgreSQL refuses sessions: ~4% of all
+    "HttpErrorBudgetBurnSlow",
 ];
 
 /// Webhook slots of the embedded engine: few, with no wait for one, so a burst of signed
@@ -60,6 +62,9 @@ const QUEUED_RUNS: usize = 150;
 const EXPIRED_TOKENS: usize = 450;
 /// The HS256 secret of the busy engine's trusted JWT issuer.
 const JWT_SECRET: &str = "e2e-issuer-secret-of-more-than-32-bytes";
+/// Requests answered 503 while PostgreSQL refuses sessions: well over 1.44% of the run's
+/// requests (the HTTP availability SLO's fast burn, 14.4 x its 0.1% budget).
+const REFUSED_REQUESTS: usize = 30;
 
 #[test]
 fn dashboards_and_alerts_answer_from_a_real_prometheus() {
@@ -123,6 +128,10 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
         deliver_webhooks(engine);
     }
     postgres_outage(&server, &proxy);
+    // Its 503 series must be seen before the refused sessions add to them (the HTTP SLO).
+    let answered_503 = format!("compozy_http_requests_total{{instance=\"{}\",status_code=\"503\"}}", server.addr);
+    let seen_503 = prometheus.wait_for(Duration::from_secs(30), |p| count(&p.query(&answered_503)) > 0);
+    assert!(seen_503, "Prometheus never saw the outage's 503s: {}", prometheus.query(&answered_503));
     postgres_refuses_sessions(&server, &proxy);
     let held = hold_deliveries(&embedded, HELD_DELIVERIES);
     overload_webhooks(&embedded);
@@ -225,11 +234,14 @@ fn postgres_outage(engine: &Engine, proxy: &Proxy) {
 }
 
 /// The proxy closes every connection and every new session at once: the acquires that must open
-/// a connection fail without waiting out the timeout (counted as connection errors).
+/// a connection fail without waiting out the timeout (counted as connection errors), and the
+/// requests that need the store are answered 503 at once.
 fn postgres_refuses_sessions(engine: &Engine, proxy: &Proxy) {
     proxy.cut();
     engine.eventually("the store is reported down", |e| e.get("/readyz").0 == 503);
-    assert_eq!(engine.get("/api/v0/instances").0, 503);
+    for _ in 0..REFUSED_REQUESTS {
+        assert_eq!(engine.get("/api/v0/instances").0, 503);
+    }
     proxy.restore();
     engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
 }
