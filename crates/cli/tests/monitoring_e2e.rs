@@ -1,11 +1,13 @@
 //! The shipped monitoring assets proven against a real Prometheus: it scrapes an embedded engine
-//! (SQLite, in-process cache) and a server-mode engine (PostgreSQL, Redis) under traffic that
-//! exercises every component, failures included, with the shipped recording and alert rules
-//! loaded. Then every dashboard query and every series an alert expression reads must return
-//! data through Prometheus's HTTP API, and the alerts this traffic must trigger must be firing.
+//! (SQLite, in-process cache), a server-mode engine (PostgreSQL, Redis) and a busy engine (one
+//! worker slot, a JWT issuer) under traffic that exercises every component, failures included,
+//! with the shipped recording and alert rules loaded. Then every dashboard query, every recording
+//! rule and every series an alert expression reads must return data through Prometheus's HTTP
+//! API, and every alert this traffic must trigger must have fired.
 //!
 //! Alert `for:` durations are set to 0 in the copy Prometheus loads (the expressions are the
-//! shipped ones): waiting minutes for each would prove nothing more.
+//! shipped ones): waiting minutes for each would prove nothing more. The SLO burn-rate alerts
+//! need no shorter windows: every window, 5m to 30d, holds the whole run.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::prometheus::{Prometheus, free_port, require_tool};
 use common::proxy::Proxy;
@@ -39,7 +41,13 @@ const EXPECTED_FIRING: &[&str] = &[
     "WebhookOverloaded",           // bursts of signed deliveries find both webhook slots taken
     "WebhookErrorBudgetBurnFast",  // ... and are refused 503: far beyond 14.4x the 0.1% budget
     "WebhookErrorBudgetBurnSlow",
-    "PostgresPoolMostlyIdle", // the server engine's pool, idle between bursts
+    "PostgresPoolMostlyIdle",        // the server engine's pool, idle between bursts
+    "WorkerQueueBacklog",            // the busy engine's only slot held while 150 runs queue behind it
+    "ScheduleToStartBudgetBurnFast", // ... so each of them waits over 5s for a worker
+    "ScheduleToStartBudgetBurnSlow",
+    "ExpiredTokensHigh",       // 450 expired JWTs from a trusted issuer within the 5m window
+    "HttpErrorBudgetBurnFast", // 30 requests answered 503 while PostgreSQL refuses sessions: ~4% of all
+    "HttpErrorBudgetBurnSlow",
 ];
 
 /// Webhook slots of the embedded engine: few, with no wait for one, so a burst of signed
@@ -47,6 +55,16 @@ const EXPECTED_FIRING: &[&str] = &[
 const WEBHOOK_SLOTS: usize = 2;
 /// Requests whose bodies never finish: in flight until `webhooks.body_timeout`.
 const HELD_DELIVERIES: usize = 125;
+/// Runs queued behind the busy engine's held slot: more than the backlog alert's 100, and
+/// enough that their slow starts outnumber every fast one of the other engines.
+const QUEUED_RUNS: usize = 150;
+/// Expired tokens presented at once: the alert's rate over 5m must exceed 1/s (300 in 5m).
+const EXPIRED_TOKENS: usize = 450;
+/// The HS256 secret of the busy engine's trusted JWT issuer.
+const JWT_SECRET: &str = "e2e-issuer-secret-of-more-than-32-bytes";
+/// Requests answered 503 while PostgreSQL refuses sessions: well over 1.44% of the run's
+/// requests (the HTTP availability SLO's fast burn, 14.4 x its 0.1% budget).
+const REFUSED_REQUESTS: usize = 30;
 
 #[test]
 fn dashboards_and_alerts_answer_from_a_real_prometheus() {
@@ -85,20 +103,35 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
         ("COMPOZY_REDIS_PREFIX", format!("e2e-{}-{}:", std::process::id(), db.0)),
     ]);
     let server = Engine::start(&dir.path().join("server"), &["--config", &server_cfg], &server_env);
+    // One worker slot; limits high enough for a burst of run starts and of expired tokens.
+    let busy_cfg = project.join("busy.yaml").display().to_string();
+    let busy_env = [
+        ("COMPOZY_AUTH_RATE_LIMIT_DEFAULT_REQUESTS", "1000".to_string()),
+        ("COMPOZY_AUTH_RATE_LIMIT_AUTH_FAILURES_REQUESTS", "1000".to_string()),
+        ("COMPOZY_WORKER_POLL_INTERVAL", "100ms".to_string()),
+        ("COMPOZY_WORKER_REFRESH_INTERVAL", "500ms".to_string()),
+    ];
+    let busy = Engine::start(&dir.path().join("busy"), &["--config", &busy_cfg], &busy_env);
 
     // A reload that fails, before the first scrape: every sample Prometheus sees says so.
     std::fs::write(project.join("resources/broken.yaml"), "resource: workflow\nid: [unclosed\n").expect("write");
     assert_eq!(embedded.request("POST", "/api/v0/admin/reload", &[]).0, 422);
 
-    let prometheus = Prometheus::start(dir.path(), &prometheus_config(dir.path(), &[&embedded, &server]));
+    let prometheus = Prometheus::start(dir.path(), &prometheus_config(dir.path(), &[&embedded, &server, &busy]));
     // Counters must be seen before they move, or `rate` and `increase` have nothing to compare.
-    let up = prometheus.wait_for(Duration::from_secs(60), |p| count(&p.query("up == 1")) == 2);
-    assert!(up, "Prometheus never scraped both engines: {}", prometheus.query("up"));
+    let up = prometheus.wait_for(Duration::from_secs(60), |p| count(&p.query("up == 1")) == 3);
+    assert!(up, "Prometheus never scraped the three engines: {}", prometheus.query("up"));
+    let queued = queue_behind_held_slot(&busy);
+    present_expired_tokens(&busy);
     for engine in [&embedded, &server] {
         drive(engine);
         deliver_webhooks(engine);
     }
     postgres_outage(&server, &proxy);
+    // Its 503 series must be seen before the refused sessions add to them (the HTTP SLO).
+    let answered_503 = format!("compozy_http_requests_total{{instance=\"{}\",status_code=\"503\"}}", server.addr);
+    let seen_503 = prometheus.wait_for(Duration::from_secs(30), |p| count(&p.query(&answered_503)) > 0);
+    assert!(seen_503, "Prometheus never saw the outage's 503s: {}", prometheus.query(&answered_503));
     postgres_refuses_sessions(&server, &proxy);
     let held = hold_deliveries(&embedded, HELD_DELIVERIES);
     overload_webhooks(&embedded);
@@ -112,6 +145,7 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
         prometheus.query("compozy:http_requests_in_flight:sum")
     );
     drop(held);
+    release_held_slot(&prometheus, &project.join(RELEASE), queued);
     for engine in [&embedded, &server] {
         guess_keys(engine);
     }
@@ -142,12 +176,13 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     for record in recorded_names() {
         check(&prometheus, "recording rule", &record, &mut failures);
     }
-    let all_fire = prometheus.wait_for(Duration::from_secs(20), |p| {
-        let firing: BTreeSet<String> = p.firing().into_iter().collect();
-        EXPECTED_FIRING.iter().all(|a| firing.contains(*a))
+    // Fired at some evaluation of this run: the backlog alert ends with its backlog.
+    let all_fired = prometheus.wait_for(Duration::from_secs(20), |p| {
+        let fired: BTreeSet<String> = p.fired("1h").into_iter().collect();
+        EXPECTED_FIRING.iter().all(|a| fired.contains(*a))
     });
-    if !all_fire {
-        failures.push(format!("expected firing: {EXPECTED_FIRING:?}; firing: {:?}", prometheus.firing()));
+    if !all_fired {
+        failures.push(format!("expected to fire: {EXPECTED_FIRING:?}; fired: {:?}", prometheus.fired("1h")));
     }
     assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
 }
@@ -199,11 +234,14 @@ fn postgres_outage(engine: &Engine, proxy: &Proxy) {
 }
 
 /// The proxy closes every connection and every new session at once: the acquires that must open
-/// a connection fail without waiting out the timeout (counted as connection errors).
+/// a connection fail without waiting out the timeout (counted as connection errors), and the
+/// requests that need the store are answered 503 at once.
 fn postgres_refuses_sessions(engine: &Engine, proxy: &Proxy) {
     proxy.cut();
     engine.eventually("the store is reported down", |e| e.get("/readyz").0 == 503);
-    assert_eq!(engine.get("/api/v0/instances").0, 503);
+    for _ in 0..REFUSED_REQUESTS {
+        assert_eq!(engine.get("/api/v0/instances").0, 503);
+    }
     proxy.restore();
     engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
 }
@@ -264,6 +302,50 @@ fn guess_keys(engine: &Engine) {
     assert!(guesses.contains(&401) && guesses.contains(&429), "{guesses:?}");
 }
 
+/// The file whose creation ends the busy engine's held task (relative to the project).
+const RELEASE: &str = "release";
+
+/// The busy engine's only slot is taken by a task that waits for [`RELEASE`], then
+/// [`QUEUED_RUNS`] runs are started behind it: ready tasks that no worker can claim. Returns
+/// when the last was queued.
+fn queue_behind_held_slot(engine: &Engine) -> Instant {
+    let start = |workflow: &str| engine.request("POST", &format!("/api/v0/workflows/{workflow}/executions"), &[]);
+    let (status, _, body) = start("held");
+    assert_eq!(status, 202, "{body}");
+    let claimed = "compozy_worker_schedule_to_start_seconds_count{queue_name=\"busy\"}";
+    engine.eventually("the held task takes the slot", |e| e.metric(claimed) == Some(1.0));
+    for _ in 0..QUEUED_RUNS {
+        let (status, _, body) = start("queued");
+        assert_eq!(status, 202, "{body}");
+    }
+    Instant::now()
+}
+
+/// Frees the held slot once Prometheus has seen the backlog alert fire and every queued task has
+/// waited beyond the schedule-to-start objective (5s): the worker then starts them all late.
+fn release_held_slot(prometheus: &Prometheus, release: &Path, queued: Instant) {
+    let fired = prometheus.wait_for(Duration::from_secs(60), |p| p.firing().iter().any(|a| a == "WorkerQueueBacklog"));
+    assert!(fired, "the backlog never fired: {}", prometheus.query("compozy:worker_task_queue_depth:max"));
+    // The fault's length, not a timed assertion: the objective counts starts later than 5s.
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(queued.elapsed()));
+    std::fs::write(release, "").expect("release the held task");
+}
+
+/// Tokens from the trusted issuer, correctly signed, that expired a minute ago (beyond the
+/// default 30s leeway): each is refused 401 and counted as `expired_token`.
+fn present_expired_tokens(engine: &Engine) {
+    let exp = jsonwebtoken::get_current_timestamp() - 60;
+    let claims = serde_json::json!({"iss": "https://idp.e2e", "aud": "compozy", "sub": "ci-bot", "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign");
+    let bearer = format!("Bearer {token}");
+    for _ in 0..EXPIRED_TOKENS {
+        assert_eq!(engine.request("GET", "/api/v0/instances", &[("authorization", bearer.as_str())]).0, 401);
+    }
+    let expired = "compozy_auth_attempts_total{outcome=\"failure\",reason=\"expired_token\",method=\"jwt\"}";
+    assert_eq!(engine.metric(expired), Some(EXPIRED_TOKENS as f64));
+}
+
 /// A workflow started by an HMAC-signed webhook.
 const HOOKED: &str = r#"resource: workflow
 id: hooked
@@ -305,6 +387,18 @@ fn write_project(root: &Path) {
     let bulk = HOOKED
         .replace("id: hooked", "id: bulk")
         .replace("slug: deploys\n    source: ci", "slug: bulk\n    source: bulk");
+    let busy = format!(
+        "project: {{name: e2e}}\nautoload: {{include: [\"busy/*.yaml\"]}}\n\
+         worker: {{queue: busy, max_concurrent_activities: 1, max_concurrent_workflows: 1}}\n\
+         auth:\n  jwt:\n    issuers:\n      - {{issuer: \"https://idp.e2e\", audiences: [compozy], \
+         algorithm: HS256, secret: \"{JWT_SECRET}\"}}\n"
+    );
+    // Waits for the release file (bounded: a test that fails first leaves no process behind).
+    let hold = format!(
+        "resource: tool\nid: hold\ncommand: sh\nargs:\n  - -c\n  - 'i=0; while [ $i -lt 1200 ]; do \
+         [ -e \"$0\" ] && exit 0; sleep 0.05; i=$((i+1)); done; exit 1'\n  - \"{}\"\n",
+        root.join(RELEASE).display()
+    );
     let files = [
         (
             "embedded.yaml",
@@ -324,6 +418,16 @@ fn write_project(root: &Path) {
         ("resources/exit-3.yaml", "resource: tool\nid: exit-3\ncommand: sh\nargs: [\"-c\", \"exit 3\"]\n"),
         ("resources/hooked.yaml", HOOKED),
         ("resources/bulk.yaml", bulk.as_str()),
+        ("busy.yaml", busy.as_str()),
+        ("busy/hold.yaml", hold.as_str()),
+        (
+            "busy/held.yaml",
+            "resource: workflow\nid: held\ntriggers: [{type: manual}]\ntasks:\n  - {id: hold, type: tool, tool: hold, timeout: 90s}\n",
+        ),
+        (
+            "busy/queued.yaml",
+            "resource: workflow\nid: queued\ntriggers: [{type: manual}]\ntasks:\n  - {id: pause, type: wait, duration: 1ms}\n",
+        ),
     ];
     for (path, text) in files {
         let path = root.join(path);
@@ -332,7 +436,7 @@ fn write_project(root: &Path) {
     }
 }
 
-/// One job, `compozy`, with both engines and a target nobody listens on; every shipped rule file
+/// One job, `compozy`, with the engines and a target nobody listens on; every shipped rule file
 /// with `for:` set to 0.
 fn prometheus_config(dir: &Path, engines: &[&Engine]) -> String {
     std::fs::create_dir_all(dir.join("slo")).expect("mkdir slo");

@@ -72,6 +72,16 @@ impl Prometheus {
             .collect()
     }
 
+    /// The names of the alerts that were firing at any rule evaluation within `window` (a
+    /// PromQL duration): Prometheus writes each active alert's state into its `ALERTS` series,
+    /// so an alert whose fault has since ended is still seen.
+    pub fn fired(&self, window: &str) -> Vec<String> {
+        let v =
+            self.query(&format!("count by (alertname) (count_over_time(ALERTS{{alertstate=\"firing\"}}[{window}]))"));
+        let series = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        series.iter().filter_map(|s| s["metric"]["alertname"].as_str().map(str::to_string)).collect()
+    }
+
     /// Polls `f` until it holds or `limit` passes; returns whether it held.
     pub fn wait_for(&self, limit: Duration, f: impl Fn(&Prometheus) -> bool) -> bool {
         let deadline = Instant::now() + limit;
