@@ -1,5 +1,6 @@
-//! Timestamps as the API shows them: RFC 3339 strings in UTC with milliseconds
-//! (`2026-01-02T03:04:05.678Z`). The store keeps Unix milliseconds; these convert at the edge.
+//! Times as the API shows them: timestamps as RFC 3339 strings in UTC with milliseconds
+//! (`2026-01-02T03:04:05.678Z`; the store keeps Unix milliseconds, converted at the edge), and
+//! durations as numbers of milliseconds in fields named `*_ms`.
 
 use serde::Serializer;
 
@@ -69,6 +70,11 @@ pub fn serialize_opt<S: Serializer>(millis: &Option<i64>, s: S) -> Result<S::Ok,
         Some(m) => s.serialize_str(&format(*m)),
         None => s.serialize_none(),
     }
+}
+
+/// `serialize_with` for a duration field named `*_ms`: milliseconds as a number (fractions kept).
+pub fn duration_ms<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {

@@ -3,11 +3,13 @@
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use compozy_core::envelope::ok_with as success;
 use compozy_core::problem::{Problem, ProblemType};
+use compozy_core::{cursor, timestamp};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -89,43 +91,45 @@ fn stop_response(stop: Stop) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     slug: Option<String>,
     result: Option<String>,
-    /// Unix milliseconds.
-    since: Option<i64>,
-    /// The `next` cursor of the previous page.
+    /// RFC 3339: deliveries at or after.
+    since: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     limit: Option<u32>,
 }
 
-async fn list(State(w): State<Webhooks>, Query(q): Query<ListQuery>) -> Response {
-    let before = match q.cursor.as_deref().map(parse_cursor) {
-        Some(None) => {
-            return ProblemType::InvalidRequest.with("invalid cursor").into_response();
-        }
-        Some(Some(c)) => Some(c),
+async fn list(State(w): State<Webhooks>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
+    let Ok(Query(q)) = query else {
+        return ProblemType::InvalidRequest.with("unknown or malformed query parameter").into_response();
+    };
+    let before = match q.cursor.as_deref().map(cursor::decode) {
+        Some(None) => return ProblemType::InvalidRequest.with("invalid cursor").into_response(),
+        Some(c) => c,
+        None => None,
+    };
+    let since = match q.since.as_deref().map(timestamp::parse) {
+        Some(None) => return ProblemType::InvalidRequest.with("since must be an RFC 3339 timestamp").into_response(),
+        Some(t) => t,
         None => None,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let filter = Filter { slug: q.slug, result: q.result, since: q.since, before, limit };
+    let filter = Filter { slug: q.slug, result: q.result, since, before, limit };
     match deliveries::list(w.inner.worker.queue().store(), &filter).await {
         Ok(items) => {
             let next = (items.len() == limit as usize)
-                .then(|| items.last().map(|d| format!("{}:{}", d.created_at, d.id)))
+                .then(|| items.last().map(|d| cursor::encode(d.created_at, &d.id)))
                 .flatten();
-            success(StatusCode::OK, json!({"deliveries": items, "next": next}), "Success")
+            success(StatusCode::OK, json!({"deliveries": items, "next_cursor": next}), "Success")
         }
         Err(e) => {
             tracing::warn!(error = %e, "webhook delivery listing failed");
             stop_response(Stop::Unavailable)
         }
     }
-}
-
-fn parse_cursor(c: &str) -> Option<(i64, String)> {
-    let (at, id) = c.split_once(':')?;
-    Some((at.parse().ok()?, id.to_string()))
 }
 
 /// Re-runs a stored delivery through filter, render, schema and enqueue with the current

@@ -114,11 +114,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn parse_cursor(c: &str) -> Option<(i64, String)> {
-    let (at, id) = c.split_once('_')?;
-    Some((at.parse().ok()?, id.to_string()))
-}
-
 async fn list(
     State(w): State<Worker>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -129,7 +124,7 @@ async fn list(
     if q.status.as_deref().is_some_and(|s| RunStatus::parse(s).is_none()) {
         return problem(ProblemType::InvalidRequest, "status must be pending, running, succeeded, failed or cancelled");
     }
-    let before = match q.cursor.as_deref().map(parse_cursor) {
+    let before = match q.cursor.as_deref().map(compozy_core::cursor::decode) {
         Some(None) => return problem(ProblemType::InvalidRequest, "malformed cursor"),
         Some(c) => c,
         None => None,
@@ -139,7 +134,7 @@ async fn list(
     match w.queue().list_runs(&filter).await {
         Ok(runs) => {
             let next = (runs.len() == limit as usize)
-                .then(|| runs.last().map(|r| format!("{}_{}", r.created_at, r.id)))
+                .then(|| runs.last().map(|r| compozy_core::cursor::encode(r.created_at, &r.id)))
                 .flatten();
             ok(StatusCode::OK, serde_json::json!({"executions": runs, "next_cursor": next}), "executions listed")
         }
