@@ -33,6 +33,7 @@ use crate::layers::catch_panic::CatchPanicLayer;
 use crate::layers::metrics::{MetricsLayer, MetricsService};
 use crate::layers::request_id::RequestIdLayer;
 use crate::layers::route_tag::RouteTagLayer;
+use crate::openapi;
 use crate::problem::{Problem, ProblemType, normalize};
 
 /// axum's extractors refuse bodies over 2 MiB unless told otherwise.
@@ -100,7 +101,12 @@ impl AppBuilder {
             routes.push((self.monitoring.path.clone(), get(metrics).with_state(probes.clone())));
         }
         routes.extend(self.routes);
-
+        let document = {
+            let mut templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
+            templates.push(openapi::PATH);
+            openapi::body(&templates, &self.monitoring.path)
+        };
+        routes.push((openapi::PATH.into(), get(openapi::serve).with_state(document)));
         let templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
         let http_metrics = Arc::new(HttpMetrics::new(&self.registry, &templates));
         let mut router = Router::new();

@@ -60,7 +60,8 @@ async fn list_workflows(State(w): State<Worker>) -> Response {
 }
 
 async fn one_workflow(State(w): State<Worker>, Path(id): Path<String>) -> Response {
-    match w.project().registry().workflow(&id) {
+    // The same shape as the listing's items (and `/api/v0/resources/workflows/{id}`).
+    match w.project().registry().get(compozy_autoload::ResourceKind::Workflow, &id) {
         Some(wf) => ok(StatusCode::OK, wf, "workflow found"),
         None => problem(ProblemType::NotFound, "no workflow with this id"),
     }
