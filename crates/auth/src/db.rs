@@ -55,6 +55,7 @@ pub struct User {
     pub email: String,
     pub role: Role,
     /// Unix milliseconds.
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub created_at: i64,
 }
 
@@ -72,8 +73,11 @@ pub struct KeyInfo {
     pub role: Option<Role>,
     pub prefix: String,
     pub name: String,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub created_at: i64,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub last_used_at: Option<i64>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub revoked_at: Option<i64>,
 }
 

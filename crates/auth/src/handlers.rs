@@ -14,7 +14,8 @@ use crate::authenticator::{AuthUser, Authenticator};
 use crate::db::{self, DbError, Role, User};
 use crate::keys;
 use crate::principal::Principal;
-use crate::problem::{forbidden, problem, unauthorized};
+use crate::problem::{ProblemType, forbidden, problem, unauthorized};
+use compozy_core::envelope::ok_with as ok;
 
 /// The routes, as `(path, method router)` pairs for the server to mount behind the middleware
 /// (group `auth` for `/api/v0/auth/*`, group `users` for `/api/v0/users*`).
@@ -30,23 +31,18 @@ pub fn routes(auth: Arc<Authenticator>) -> Vec<(&'static str, MethodRouter)> {
 
 type Caller = Option<Extension<AuthUser>>;
 
-fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Response {
-    (status, Json(serde_json::json!({"data": data, "message": message}))).into_response()
-}
-
 /// Store failures: 503 when unavailable, 500 otherwise; the error text is logged, not returned.
 fn db_error(e: &DbError) -> Response {
     match e {
-        DbError::Conflict => problem(StatusCode::CONFLICT, "conflict", "already exists"),
+        DbError::Conflict => problem(ProblemType::Conflict, "already exists"),
         DbError::TooManyKeys => problem(
-            StatusCode::CONFLICT,
-            "too-many-keys",
+            ProblemType::TooManyKeys,
             "the most active API keys allowed (auth.max_keys_per_user) are held; revoke one first",
         ),
         e if e.is_unavailable() => crate::problem::unavailable(compozy_store::RETRY_AFTER.as_secs()),
         e => {
             tracing::error!(error = %e, "auth store error");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            problem(ProblemType::Internal, "internal error")
         }
     }
 }
@@ -75,7 +71,7 @@ async fn generate(
     let Some(Extension(user)) = caller else { return unauthorized() };
     let name = body.map(|b| b.0.name).unwrap_or_default();
     if name.len() > 100 {
-        return problem(StatusCode::BAD_REQUEST, "invalid-name", "name is longer than 100 characters");
+        return problem(ProblemType::InvalidRequest, "name is longer than 100 characters");
     }
     // A local user's key follows the user's role; a JWT principal's is bound to it and carries
     // at most the role its credential had.
@@ -112,12 +108,12 @@ async fn revoke_key(State(auth): State<Arc<Authenticator>>, caller: Caller, Path
     let Some(Extension(user)) = caller else { return unauthorized() };
     let key = match db::get_key(auth.store(), &id).await {
         Ok(Some(k)) => k,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "not-found", "API key not found"),
+        Ok(None) => return problem(ProblemType::NotFound, "API key not found"),
         Err(e) => return db_error(&e),
     };
     if key.owner().as_ref() != Some(&user.principal) && !user.is_admin() {
         // Not the owner: answer as if the key did not exist, so ids of others cannot be probed.
-        return problem(StatusCode::NOT_FOUND, "not-found", "API key not found");
+        return problem(ProblemType::NotFound, "API key not found");
     }
     match db::revoke_key(auth.store(), &id).await {
         Ok(hash) => {
@@ -154,7 +150,7 @@ async fn create_user(State(auth): State<Arc<Authenticator>>, caller: Caller, Jso
     }
     let admin_user = caller.map(|Extension(u)| u.id).unwrap_or_default();
     let Some(email) = body.email.filter(|e| valid_email(e)) else {
-        return problem(StatusCode::BAD_REQUEST, "invalid-email", "a valid email is required");
+        return problem(ProblemType::InvalidRequest, "a valid email is required");
     };
     match db::create_user(auth.store(), &email, body.role.unwrap_or(Role::User)).await {
         Ok(user) => {
@@ -175,7 +171,7 @@ async fn update_user(
         return r;
     }
     if body.email.as_deref().is_some_and(|e| !valid_email(e)) {
-        return problem(StatusCode::BAD_REQUEST, "invalid-email", "a valid email is required");
+        return problem(ProblemType::InvalidRequest, "a valid email is required");
     }
     match db::update_user(auth.store(), &id, body.email.as_deref(), body.role).await {
         Ok(Some(user)) => {
@@ -183,7 +179,7 @@ async fn update_user(
             auth.evict_user(&user.id);
             ok(StatusCode::OK, user, "User updated")
         }
-        Ok(None) => problem(StatusCode::NOT_FOUND, "not-found", "User not found"),
+        Ok(None) => problem(ProblemType::NotFound, "User not found"),
         Err(e) => db_error(&e),
     }
 }
@@ -197,7 +193,7 @@ async fn delete_user(State(auth): State<Arc<Authenticator>>, caller: Caller, Pat
             hashes.iter().for_each(|h| auth.evict(h));
             ok(StatusCode::OK, serde_json::Value::Null, "User deleted")
         }
-        Ok(None) => problem(StatusCode::NOT_FOUND, "not-found", "User not found"),
+        Ok(None) => problem(ProblemType::NotFound, "User not found"),
         Err(e) => db_error(&e),
     }
 }
@@ -236,10 +232,10 @@ impl IntoResponse for AdminError {
         match self {
             AdminError::Db(e) => db_error(&e),
             AdminError::Exists => db_error(&DbError::Conflict),
-            AdminError::InvalidEmail => problem(StatusCode::BAD_REQUEST, "invalid-email", "a valid email is required"),
+            AdminError::InvalidEmail => problem(ProblemType::InvalidRequest, "a valid email is required"),
             AdminError::Random(e) => {
                 tracing::error!(error = %e, "key generation failed");
-                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                problem(ProblemType::Internal, "internal error")
             }
         }
     }

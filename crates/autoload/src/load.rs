@@ -29,7 +29,7 @@ pub struct LoadReport {
     pub loaded: BTreeMap<ResourceKind, usize>,
     /// Sorted by file, then in discovery order.
     pub errors: Vec<LoadError>,
-    #[serde(with = "humantime_serde")]
+    #[serde(rename = "duration_ms", serialize_with = "compozy_core::timestamp::duration_ms")]
     pub duration: Duration,
 }
 

@@ -33,7 +33,8 @@ use crate::layers::catch_panic::CatchPanicLayer;
 use crate::layers::metrics::{MetricsLayer, MetricsService};
 use crate::layers::request_id::RequestIdLayer;
 use crate::layers::route_tag::RouteTagLayer;
-use crate::problem::{Problem, normalize};
+use crate::openapi;
+use crate::problem::{Problem, ProblemType, normalize};
 
 /// axum's extractors refuse bodies over 2 MiB unless told otherwise.
 const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -100,7 +101,12 @@ impl AppBuilder {
             routes.push((self.monitoring.path.clone(), get(metrics).with_state(probes.clone())));
         }
         routes.extend(self.routes);
-
+        let document = {
+            let mut templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
+            templates.push(openapi::PATH);
+            openapi::body(&templates, &self.monitoring.path)
+        };
+        routes.push((openapi::PATH.into(), get(openapi::serve).with_state(document)));
         let templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
         let http_metrics = Arc::new(HttpMetrics::new(&self.registry, &templates));
         let mut router = Router::new();
@@ -208,9 +214,7 @@ async fn metrics(State(probes): State<Probes>, headers: HeaderMap) -> Response {
     if let Some(token) = &probes.bearer
         && !bearer_matches(&headers, token)
     {
-        let mut response =
-            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required".to_string())
-                .into_response();
+        let mut response = ProblemType::Unauthorized.with("a valid bearer token is required").into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"metrics\""));
         return response;
     }
@@ -235,5 +239,5 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "no route matches this path".to_string())
+    ProblemType::NotFound.with("no route matches this path")
 }

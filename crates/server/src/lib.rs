@@ -6,6 +6,7 @@ pub mod config;
 pub mod connections;
 pub mod http_metrics;
 pub mod layers;
+pub mod openapi;
 pub mod problem;
 pub mod serve;
 

@@ -1,10 +1,9 @@
 //! Problem normalisation: the framework's own error responses rewritten as problem+json.
 
-use axum::body::Body;
-use axum::response::Response;
-use http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
 
-pub use compozy_core::problem::{PROBLEM_CONTENT_TYPE, Problem};
+pub use compozy_core::problem::{PROBLEM_CONTENT_TYPE, Problem, ProblemType};
 
 /// Rewrites the framework's own error responses into problem+json, keeping their headers
 /// (`Allow` on 405, `Connection`, `Retry-After`, ...): axum's 405 (no body), extractor
@@ -16,21 +15,23 @@ pub fn normalize(response: Response) -> Response {
         return response;
     }
     let bare = response.headers().get(header::CONTENT_TYPE).is_none();
-    let (mut parts, _) = response.into_parts();
+    let (mut kept, _) = response.into_parts();
     let problem = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(status, "payload-too-large", "request body too large".to_string())
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemType::PayloadTooLarge.with("request body too large"),
         // The only bare 503 in the stack is the request timeout's.
-        StatusCode::SERVICE_UNAVAILABLE if bare => {
-            Problem::new(status, "timeout", "the request took too long".to_string())
-        }
+        StatusCode::SERVICE_UNAVAILABLE if bare => ProblemType::Timeout.with("the request took too long"),
         _ => Problem::from_status(status),
     };
-    let body = serde_json::to_vec(&problem).unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
-    Response::from_parts(parts, Body::from(body))
+    // The table's status wins: an extractor's 422 is the same malformed request as its 400.
+    let (mut parts, body) = problem.into_response().into_parts();
+    std::mem::swap(&mut parts.status, &mut kept.status);
+    for (name, value) in parts.headers {
+        if let Some(name) = name {
+            kept.headers.insert(name, value);
+        }
+    }
+    kept.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(kept, body)
 }
 
 /// No content type, or plain text: what axum and tower-http produce for their errors.

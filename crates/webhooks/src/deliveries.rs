@@ -94,6 +94,7 @@ pub struct Delivery {
     pub result: String,
     pub replay_of: Option<String>,
     pub payload_kept: bool,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub created_at: i64,
 }
 

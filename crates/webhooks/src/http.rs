@@ -3,10 +3,13 @@
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use compozy_core::problem::Problem;
+use compozy_core::envelope::ok_with as success;
+use compozy_core::problem::{Problem, ProblemType};
+use compozy_core::{cursor, timestamp};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -54,84 +57,79 @@ impl Webhooks {
     }
 }
 
-fn success(status: StatusCode, message: &str, data: serde_json::Value) -> Response {
-    (status, axum::Json(json!({ "data": data, "message": message }))).into_response()
-}
-
 fn respond(outcome: Outcome) -> Response {
     match outcome.result {
         Ok(Accepted { run_id, delivery_id, event }) => success(
             StatusCode::ACCEPTED,
-            "Accepted",
             json!({"status": "accepted", "event": event, "run_id": run_id, "delivery_id": delivery_id}),
+            "Accepted",
         ),
         Err(stop) => stop_response(stop),
     }
 }
 
 fn stop_response(stop: Stop) -> Response {
-    let p = |status, slug: &str, detail: &str| Problem::new(status, slug, detail.to_string());
-    let problem = match stop {
-        Stop::NoMatch => return success(StatusCode::OK, "No event matched", json!({"status": "no_matching_event"})),
-        Stop::Duplicate => return success(StatusCode::OK, "Already processed", json!({"status": "duplicate"})),
-        Stop::NotFound => p(StatusCode::NOT_FOUND, "not-found", "webhook not found"),
-        Stop::Overloaded => {
-            p(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "too many deliveries in process").with_retry_after(1)
-        }
-        Stop::BodyTimeout => p(StatusCode::REQUEST_TIMEOUT, "body-timeout", "the body did not arrive in time"),
-        Stop::PayloadTooLarge(limit) => {
-            p(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", &format!("the body exceeds {limit} bytes"))
-        }
-        Stop::VerificationFailed => p(StatusCode::UNAUTHORIZED, "verification-failed", "signature verification failed"),
-        Stop::BadRequest(why) => p(StatusCode::BAD_REQUEST, "bad-request", why),
-        Stop::InProgress => p(StatusCode::CONFLICT, "duplicate", "a delivery with this ID is in process; retry later")
+    let problem: Problem = match stop {
+        Stop::NoMatch => return success(StatusCode::OK, json!({"status": "no_matching_event"}), "No event matched"),
+        Stop::Duplicate => return success(StatusCode::OK, json!({"status": "duplicate"}), "Already processed"),
+        Stop::NotFound => ProblemType::NotFound.with("webhook not found"),
+        Stop::Overloaded => ProblemType::Overloaded.with("too many deliveries in process").with_retry_after(1),
+        Stop::BodyTimeout => ProblemType::BodyTimeout.with("the body did not arrive in time"),
+        Stop::PayloadTooLarge(limit) => ProblemType::PayloadTooLarge.with(format!("the body exceeds {limit} bytes")),
+        Stop::VerificationFailed => ProblemType::VerificationFailed.with("signature verification failed"),
+        Stop::BadRequest(why) => ProblemType::InvalidRequest.with(why),
+        Stop::InProgress => ProblemType::DeliveryInProgress
+            .with("a delivery with this ID is in process; retry later")
             .with_retry_after(5),
-        Stop::SchemaError(detail) => p(StatusCode::UNPROCESSABLE_ENTITY, "schema-error", &detail),
-        Stop::Unavailable => p(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable; retry later")
+        Stop::SchemaError(detail) => ProblemType::InvalidInput.with(detail),
+        Stop::Unavailable => ProblemType::Unavailable
+            .with("temporarily unavailable; retry later")
             .with_retry_after(UNAVAILABLE_RETRY.as_secs()),
-        Stop::Internal => p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        Stop::Internal => ProblemType::Internal.with("internal error"),
     };
     problem.into_response()
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     slug: Option<String>,
     result: Option<String>,
-    /// Unix milliseconds.
-    since: Option<i64>,
-    /// The `next` cursor of the previous page.
+    /// RFC 3339: deliveries at or after.
+    since: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     limit: Option<u32>,
 }
 
-async fn list(State(w): State<Webhooks>, Query(q): Query<ListQuery>) -> Response {
-    let before = match q.cursor.as_deref().map(parse_cursor) {
-        Some(None) => {
-            return Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid cursor".to_string()).into_response();
-        }
-        Some(Some(c)) => Some(c),
+async fn list(State(w): State<Webhooks>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
+    let Ok(Query(q)) = query else {
+        return ProblemType::InvalidRequest.with("unknown or malformed query parameter").into_response();
+    };
+    let before = match q.cursor.as_deref().map(cursor::decode) {
+        Some(None) => return ProblemType::InvalidRequest.with("invalid cursor").into_response(),
+        Some(c) => c,
+        None => None,
+    };
+    let since = match q.since.as_deref().map(timestamp::parse) {
+        Some(None) => return ProblemType::InvalidRequest.with("since must be an RFC 3339 timestamp").into_response(),
+        Some(t) => t,
         None => None,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let filter = Filter { slug: q.slug, result: q.result, since: q.since, before, limit };
+    let filter = Filter { slug: q.slug, result: q.result, since, before, limit };
     match deliveries::list(w.inner.worker.queue().store(), &filter).await {
         Ok(items) => {
             let next = (items.len() == limit as usize)
-                .then(|| items.last().map(|d| format!("{}:{}", d.created_at, d.id)))
+                .then(|| items.last().map(|d| cursor::encode(d.created_at, &d.id)))
                 .flatten();
-            success(StatusCode::OK, "Success", json!({"deliveries": items, "next": next}))
+            success(StatusCode::OK, json!({"deliveries": items, "next_cursor": next}), "Success")
         }
         Err(e) => {
             tracing::warn!(error = %e, "webhook delivery listing failed");
             stop_response(Stop::Unavailable)
         }
     }
-}
-
-fn parse_cursor(c: &str) -> Option<(i64, String)> {
-    let (at, id) = c.split_once(':')?;
-    Some((at.parse().ok()?, id.to_string()))
 }
 
 /// Re-runs a stored delivery through filter, render, schema and enqueue with the current
@@ -146,11 +144,11 @@ async fn replay(State(w): State<Webhooks>, Path(id): Path<String>) -> Response {
         }
     };
     let Some((delivery, payload)) = stored else {
-        return Problem::new(StatusCode::NOT_FOUND, "not-found", "no such delivery".to_string()).into_response();
+        return ProblemType::NotFound.with("no such delivery").into_response();
     };
     let Some(payload) = payload else {
-        let detail = "the payload of this delivery was not kept (webhooks.retention)".to_string();
-        return Problem::new(StatusCode::CONFLICT, "payload-not-kept", detail).into_response();
+        let detail = "the payload of this delivery was not kept (webhooks.retention)";
+        return ProblemType::PayloadNotKept.with(detail).into_response();
     };
     let headers = HeaderMap::new();
     let req =

@@ -1,5 +1,5 @@
 //! A webhook without events starts its workflow with the body: the workflow's `input` schema
-//! is enforced on it (422 `schema-error`, nothing stored, counted as a schema error).
+//! is enforced on it (422 `invalid-input`, nothing stored, counted as a schema error).
 
 // Other tests use the rest of the shared support.
 #[allow(unused_imports)]
@@ -26,7 +26,7 @@ async fn a_webhook_without_events_is_checked_against_the_workflow_input_schema()
             let (status, _, p) = env.send(post("/api/v0/hooks/typed", body)).await;
             assert_eq!(
                 (status, p["type"].as_str()),
-                (422, Some("urn:compozy:problem:schema-error")),
+                (422, Some("urn:compozy:problem:invalid-input")),
                 "{}: {body}: {p}",
                 env.name
             );

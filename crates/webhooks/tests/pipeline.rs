@@ -205,7 +205,7 @@ async fn reload_adds_a_webhook_without_restart_and_log_lists_deliveries() {
         assert_ne!(replayed["data"]["run_id"], body["data"]["run_id"]);
         let (_, _, listed) = env.send(get("/api/v0/hooks/deliveries?slug=later&limit=1")).await;
         assert_eq!(listed["data"]["deliveries"][0]["replay_of"].as_str(), Some(delivery.as_str()), "{n}");
-        let next = listed["data"]["next"].as_str().expect("a second page").to_string();
+        let next = listed["data"]["next_cursor"].as_str().expect("a second page").to_string();
         let (_, _, page2) = env.send(get(&format!("/api/v0/hooks/deliveries?slug=later&cursor={next}"))).await;
         assert_eq!(page2["data"]["deliveries"][0]["id"].as_str(), Some(delivery.as_str()), "{n}: {page2}");
         let (status, _, _) = env.send(get("/api/v0/hooks/deliveries?cursor=zzz")).await;

@@ -4,15 +4,15 @@
 //! Success bodies are `{"data": ..., "message": ...}`; errors RFC 9457 problems
 //! ([`compozy_core::problem`]).
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Deserialize;
 
-use compozy_core::problem::problem;
+use compozy_core::envelope::ok_with as ok;
+use compozy_core::problem::{ProblemType, problem};
 
 use crate::error::WorkerError;
 use crate::model::RunStatus;
@@ -30,33 +30,25 @@ pub fn routes(worker: Worker) -> Vec<(&'static str, MethodRouter)> {
     ]
 }
 
-fn ok<T: serde::Serialize>(status: StatusCode, data: T, message: &str) -> Response {
-    (status, Json(serde_json::json!({"data": data, "message": message}))).into_response()
-}
-
 /// Store failures: 503 + `Retry-After` when unavailable, else 500; the error text is logged only.
 fn failure(e: &WorkerError) -> Response {
     match e {
         WorkerError::UnknownWorkflow(_) => {
-            return problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id");
+            return problem(ProblemType::NotFound, "no workflow with this id");
         }
         WorkerError::InvalidInput { .. } => {
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &e.to_string());
+            return problem(ProblemType::InvalidInput, &e.to_string());
         }
         _ => {}
     }
     match e.retry_after() {
         Some(after) => {
             tracing::warn!(error = %e, "store unavailable; answered 503");
-            let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "dependency-unavailable", "the store is unavailable");
-            if let Ok(v) = HeaderValue::from_str(&after.as_secs().to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
+            ProblemType::Unavailable.with("the store is unavailable").with_retry_after(after.as_secs()).into_response()
         }
         None => {
             tracing::error!(error = %e, "execution request failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request could not be completed")
+            problem(ProblemType::Internal, "the request could not be completed")
         }
     }
 }
@@ -68,9 +60,10 @@ async fn list_workflows(State(w): State<Worker>) -> Response {
 }
 
 async fn one_workflow(State(w): State<Worker>, Path(id): Path<String>) -> Response {
-    match w.project().registry().workflow(&id) {
+    // The same shape as the listing's items (and `/api/v0/resources/workflows/{id}`).
+    match w.project().registry().get(compozy_autoload::ResourceKind::Workflow, &id) {
         Some(wf) => ok(StatusCode::OK, wf, "workflow found"),
-        None => problem(StatusCode::NOT_FOUND, "workflow-not-found", "no workflow with this id"),
+        None => problem(ProblemType::NotFound, "no workflow with this id"),
     }
 }
 
@@ -87,7 +80,7 @@ async fn start(State(w): State<Worker>, Path(id): Path<String>, body: Bytes) -> 
     } else {
         match serde_json::from_slice::<Start>(&body) {
             Ok(s) => s.input.unwrap_or_else(|| serde_json::json!({})),
-            Err(_) => return problem(StatusCode::BAD_REQUEST, "invalid-body", "expected {\"input\": <JSON>}"),
+            Err(_) => return problem(ProblemType::InvalidRequest, "expected {\"input\": <JSON>}"),
         }
     };
     match w.start_run(&id, &input).await {
@@ -103,7 +96,7 @@ async fn start(State(w): State<Worker>, Path(id): Path<String>, body: Bytes) -> 
 async fn one(State(w): State<Worker>, Path(id): Path<String>) -> Response {
     let run = match w.queue().get_run(&id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "execution-not-found", "no execution with this id"),
+        Ok(None) => return problem(ProblemType::NotFound, "no execution with this id"),
         Err(e) => return failure(&e),
     };
     match w.queue().run_history(&id).await {
@@ -122,27 +115,18 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn parse_cursor(c: &str) -> Option<(i64, String)> {
-    let (at, id) = c.split_once('_')?;
-    Some((at.parse().ok()?, id.to_string()))
-}
-
 async fn list(
     State(w): State<Worker>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
-        return problem(StatusCode::BAD_REQUEST, "invalid-query", "unknown or malformed query parameter");
+        return problem(ProblemType::InvalidRequest, "unknown or malformed query parameter");
     };
     if q.status.as_deref().is_some_and(|s| RunStatus::parse(s).is_none()) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid-query",
-            "status must be pending, running, succeeded, failed or cancelled",
-        );
+        return problem(ProblemType::InvalidRequest, "status must be pending, running, succeeded, failed or cancelled");
     }
-    let before = match q.cursor.as_deref().map(parse_cursor) {
-        Some(None) => return problem(StatusCode::BAD_REQUEST, "invalid-query", "malformed cursor"),
+    let before = match q.cursor.as_deref().map(compozy_core::cursor::decode) {
+        Some(None) => return problem(ProblemType::InvalidRequest, "malformed cursor"),
         Some(c) => c,
         None => None,
     };
@@ -151,7 +135,7 @@ async fn list(
     match w.queue().list_runs(&filter).await {
         Ok(runs) => {
             let next = (runs.len() == limit as usize)
-                .then(|| runs.last().map(|r| format!("{}_{}", r.created_at, r.id)))
+                .then(|| runs.last().map(|r| compozy_core::cursor::encode(r.created_at, &r.id)))
                 .flatten();
             ok(StatusCode::OK, serde_json::json!({"executions": runs, "next_cursor": next}), "executions listed")
         }
@@ -165,8 +149,8 @@ async fn cancel(State(w): State<Worker>, Path(id): Path<String>) -> Response {
             ok(StatusCode::OK, serde_json::json!({"execution_id": id, "status": "cancelled"}), "execution cancelled")
         }
         Ok(false) => match w.queue().get_run(&id).await {
-            Ok(Some(_)) => problem(StatusCode::CONFLICT, "execution-finished", "the execution has already ended"),
-            Ok(None) => problem(StatusCode::NOT_FOUND, "execution-not-found", "no execution with this id"),
+            Ok(Some(_)) => problem(ProblemType::ExecutionFinished, "the execution has already ended"),
+            Ok(None) => problem(ProblemType::NotFound, "no execution with this id"),
             Err(e) => failure(&e),
         },
         Err(e) => failure(&e),

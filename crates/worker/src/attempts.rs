@@ -8,13 +8,15 @@ use serde::Serialize;
 
 use crate::runs::TaskRow;
 
-/// One activity attempt. Times are Unix milliseconds; `outcome` is `success`, `error`, `timeout`,
+/// One activity attempt. Times are Unix milliseconds (RFC 3339 in JSON); `outcome` is `success`, `error`, `timeout`,
 /// or `None` while it runs.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Attempt {
     pub attempt: i32,
     pub worker: Option<String>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub started_at: Option<i64>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub finished_at: Option<i64>,
     pub outcome: Option<String>,
     pub error: Option<String>,

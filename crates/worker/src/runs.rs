@@ -12,8 +12,11 @@ pub struct Run {
     pub input: serde_json::Value,
     pub output: Option<serde_json::Value>,
     pub error: Option<String>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub created_at: i64,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub started_at: Option<i64>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub finished_at: Option<i64>,
 }
 
@@ -28,12 +31,16 @@ pub struct TaskRow {
     pub state: String,
     pub attempt: i32,
     pub max_attempts: i32,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub available_at: i64,
     pub last_outcome: Option<String>,
     pub last_error: Option<String>,
     pub output: Option<serde_json::Value>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize")]
     pub created_at: i64,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub started_at: Option<i64>,
+    #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub finished_at: Option<i64>,
     /// The worker that holds (running) or held (succeeded) the latest attempt; shown through
     /// the task's attempts, not as a field of its own.

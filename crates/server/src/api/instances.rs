@@ -17,8 +17,9 @@ pub fn routes(store: Store) -> Vec<(&'static str, MethodRouter)> {
     vec![("/api/v0/instances", get(list).with_state(store))]
 }
 
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+fn rfc3339(t: SystemTime) -> String {
+    let millis = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    compozy_core::timestamp::format(i64::try_from(millis).unwrap_or(i64::MAX))
 }
 
 async fn list(State(store): State<Store>) -> Response {
@@ -32,8 +33,8 @@ async fn list(State(store): State<Store>) -> Response {
                     serde_json::json!({
                         "id": i.id,
                         "role": i.role,
-                        "started_at": unix(i.started_at),
-                        "heartbeat_age_seconds": age.as_secs_f64(),
+                        "started_at": rfc3339(i.started_at),
+                        "heartbeat_age_ms": u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
                         "stale": age > STALE_AFTER,
                     })
                 })

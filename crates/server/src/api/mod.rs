@@ -5,17 +5,10 @@ pub mod admin;
 pub mod instances;
 pub mod resources;
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use serde::Serialize;
 
-use crate::problem::Problem;
-
-/// The success envelope.
-pub fn ok<T: Serialize>(data: T, message: &str) -> Response {
-    Json(serde_json::json!({"data": data, "message": message})).into_response()
-}
+pub use compozy_core::envelope::ok;
+use compozy_core::problem::ProblemType;
 
 /// A store or cache failure: 503 with `Retry-After` when the dependency is unavailable (the
 /// client should retry), 500 otherwise. Internal error text is logged, never returned.
@@ -27,17 +20,14 @@ pub fn dependency_error(
     match retry_after {
         Some(after) => {
             tracing::warn!(component, error = %error, "dependency unavailable; answered 503");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("the {component} is unavailable; retry later"),
-            )
-            .with_retry_after(after.as_secs().max(1))
-            .into_response()
+            ProblemType::Unavailable
+                .with(format!("the {component} is unavailable; retry later"))
+                .with_retry_after(after.as_secs())
+                .into_response()
         }
         None => {
             tracing::error!(component, error = %error, "dependency error; answered 500");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None).into_response()
+            ProblemType::Internal.with("internal error").into_response()
         }
     }
 }

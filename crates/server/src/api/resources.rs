@@ -5,10 +5,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use compozy_autoload::{Autoloader, ResourceKind};
-use http::StatusCode;
 
 use super::ok;
-use crate::problem::Problem;
+use compozy_core::problem::ProblemType;
 
 pub fn routes(autoloader: Autoloader) -> Vec<(&'static str, MethodRouter)> {
     vec![
@@ -18,7 +17,7 @@ pub fn routes(autoloader: Autoloader) -> Vec<(&'static str, MethodRouter)> {
 }
 
 fn unknown_type() -> Response {
-    Problem::new(StatusCode::NOT_FOUND, "unknown-resource-type", "no such resource type".to_string()).into_response()
+    ProblemType::NotFound.with("no such resource type").into_response()
 }
 
 async fn list(State(autoloader): State<Autoloader>, Path(kind_name): Path<String>) -> Response {
@@ -33,7 +32,6 @@ async fn one(State(autoloader): State<Autoloader>, Path((kind_name, id)): Path<(
     let registry = autoloader.current();
     match registry.get(kind, &id) {
         Some(item) => ok(item, "resource found"),
-        None => Problem::new(StatusCode::NOT_FOUND, "resource-not-found", "no resource with this id".to_string())
-            .into_response(),
+        None => ProblemType::NotFound.with("no resource with this id").into_response(),
     }
 }

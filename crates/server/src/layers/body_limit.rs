@@ -9,11 +9,11 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
-use http::{HeaderValue, Request, StatusCode, header};
+use http::{HeaderValue, Request, header};
 use http_body_util::Limited;
 use tower::{Layer, Service};
 
-use crate::problem::Problem;
+use crate::problem::ProblemType;
 
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimitLayer(pub usize);
@@ -72,7 +72,7 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
 /// The 413 answer: problem+json, and `Connection: close` so the unread body is not drained.
 pub fn too_large(limit: usize) -> Response {
     let detail = format!("request body larger than {limit} bytes");
-    let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail).into_response();
+    let mut response = ProblemType::PayloadTooLarge.with(detail).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

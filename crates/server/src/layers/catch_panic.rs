@@ -14,7 +14,7 @@ use http::{Request, StatusCode};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::problem::Problem;
+use crate::problem::ProblemType;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CatchPanicLayer;
@@ -35,7 +35,7 @@ pub struct CatchPanic<S> {
 /// hook; the payload is not logged again here (it may quote request input).
 fn panic_response(_payload: &(dyn Any + Send)) -> Response {
     tracing::error!("handler panicked; answered 500");
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None).into_response()
+    ProblemType::Internal.with("internal error").into_response()
 }
 
 impl<S, B> Service<Request<B>> for CatchPanic<S>
