@@ -1,13 +1,14 @@
-//! Workflow runs as the API shows them: start, read, list, cancel.
+//! Workflow runs as the API shows them: start, read, list, cancel, retry.
 
 use compozy_autoload::resources::{Action, Task, Workflow};
+use compozy_store::StoreConn;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use crate::clock::now_ms;
 use crate::error::WorkerError;
 use crate::model::TaskKind;
-use crate::queue::{NewRun, NewTask, Queue, on_conn, sql};
+use crate::queue::{NewRun, NewTask, Queue, in_tx, insert_task, on_conn, sql};
 
 /// One run as stored. Times are Unix milliseconds.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -21,6 +22,10 @@ pub struct Run {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The run this one retries (`None` once retention deleted it).
+    pub retry_of: Option<String>,
+    /// The run that retries this one.
+    pub retried_by: Option<String>,
 }
 
 /// One task row of a run (its latest attempt's outcome).
@@ -99,6 +104,8 @@ where
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
+        retry_of: r.try_get("retry_of")?,
+        retried_by: r.try_get("retried_by")?,
     })
 }
 
@@ -141,6 +148,32 @@ impl Queue {
         let run = NewRun::of(workflow, input, queue)?;
         self.insert_runs(std::slice::from_ref(&run)).await?;
         Ok(run.id)
+    }
+
+    /// Stores `run`, a retry of run `retry_of`, with its first task in one transaction. `false`
+    /// when `retry_of` already has a retry (the unique index decides between concurrent ones).
+    pub async fn insert_retry(&self, run: &NewRun, retry_of: &str) -> Result<bool, WorkerError> {
+        let now = now_ms();
+        let postgres = self.is_postgres();
+        let _writer = self.writer().await;
+        let mut conn = self.store().acquire().await?;
+        let stored: Result<(), sqlx::Error> = async {
+            in_tx!(&mut conn, tx => {
+                sqlx::query(sql::INSERT_RETRY_RUN).bind(&run.id).bind(&run.workflow_id).bind(&run.input)
+                    .bind(now).bind(retry_of).execute(&mut *tx).await?;
+                insert_task!(tx, uuid::Uuid::new_v4().to_string(), run.first, now);
+                if postgres {
+                    sqlx::query(sql::NOTIFY).bind(&run.first.queue).execute(&mut *tx).await?;
+                }
+            });
+            Ok(())
+        }
+        .await;
+        match stored {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Option<Run>, WorkerError> {

@@ -21,6 +21,7 @@ use crate::completion::Completer;
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::metrics::WorkerMetrics;
+use crate::model::RunStatus;
 use crate::project::Project;
 use crate::queue::{Claimed, Failed, NewRun, Queue, Success};
 use crate::runs::new_task;
@@ -142,6 +143,28 @@ impl Worker {
         let id = self.inner.queue.start_run(workflow, input, &self.inner.config.queue).await?;
         self.inner.wake.notify_one();
         Ok(id)
+    }
+
+    /// Starts a new run of the workflow and input of run `id`, linked to it; only a failed or
+    /// cancelled run is retried, and only once. The input is checked against the workflow as
+    /// it is now. Returns the new run's id.
+    pub async fn retry_run(&self, id: &str) -> Result<String, WorkerError> {
+        let queue = &self.inner.queue;
+        let run = queue.get_run(id).await?.ok_or_else(|| WorkerError::UnknownRun(id.to_string()))?;
+        if !matches!(RunStatus::parse(&run.status), Some(RunStatus::Failed | RunStatus::Cancelled)) {
+            return Err(WorkerError::NotRetryable { status: run.status });
+        }
+        if let Some(retry) = run.retried_by {
+            return Err(WorkerError::AlreadyRetried { retry });
+        }
+        let new = self.new_run(&run.workflow_id, &run.input)?;
+        if !queue.insert_retry(&new, id).await? {
+            // Another retry of the same run committed first.
+            let retry = queue.get_run(id).await?.and_then(|r| r.retried_by).unwrap_or_default();
+            return Err(WorkerError::AlreadyRetried { retry });
+        }
+        self.inner.wake.notify_one();
+        Ok(new.id)
     }
 
     /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`]; the input

@@ -190,7 +190,13 @@ pub const RUN_OUTPUTS: &str =
 
 pub const RUN_INPUT: &str = "SELECT workflow_id, input FROM workflow_runs WHERE id = $1";
 
-const RUN_COLUMNS: &str = "id, workflow_id, status, input, output, error, created_at, started_at, finished_at";
+/// A retry's run row: linked to the run it retries (`$5`).
+pub const INSERT_RETRY_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at, \
+     retry_of) VALUES ($1, $2, 'pending', $3, $4, $5)";
+
+/// `retried_by` is found through the unique index on `retry_of`.
+const RUN_COLUMNS: &str = "id, workflow_id, status, input, output, error, created_at, started_at, finished_at, \
+     retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by";
 
 pub fn get_run() -> String {
     format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1")
