@@ -211,7 +211,16 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 /// Environment variables with a meaning of their own, not configuration keys.
-const RESERVED_ENV: &[&str] = &["COMPOZY_CONFIG", "COMPOZY_REQUIRE_SERVICES", "COMPOZY_UPDATE_DOCS", "COMPOZY_COMMIT"];
+/// (`COMPOZY_URL`, `COMPOZY_API_KEY` and `COMPOZY_CLIENT_CONFIG` are the client's, `crate::client`.)
+const RESERVED_ENV: &[&str] = &[
+    "COMPOZY_CONFIG",
+    "COMPOZY_REQUIRE_SERVICES",
+    "COMPOZY_UPDATE_DOCS",
+    "COMPOZY_COMMIT",
+    "COMPOZY_URL",
+    "COMPOZY_API_KEY",
+    "COMPOZY_CLIENT_CONFIG",
+];
 
 fn read_file(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;

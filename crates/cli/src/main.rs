@@ -1,5 +1,6 @@
 //! `compozy`: the workflow engine's command line.
 
+mod client;
 mod config;
 mod logging;
 mod security;
@@ -27,6 +28,13 @@ struct Cli {
     /// Project configuration file (default: ./compozy.yaml when it exists).
     #[arg(long, short = 'c', global = true, env = "COMPOZY_CONFIG")]
     config: Option<PathBuf>,
+    /// The engine's address, for the client commands (default: the client file's `url`, else
+    /// `serve`'s default listen address).
+    #[arg(long, global = true, env = "COMPOZY_URL")]
+    url: Option<String>,
+    /// How the client commands print answers.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = client::Output::Table)]
+    output: client::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +79,8 @@ enum Command {
     },
     /// Print version, commit and compiler.
     Version,
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +162,7 @@ fn install_panic_hook() {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Client(command) => return Ok(client::run(command, cli.url, cli.output)),
         Command::Version => {
             let b = serve::build_info();
             println!("compozy {} (commit {}, rustc {})", b.version, b.commit, b.rustc);

@@ -54,6 +54,8 @@ problem_types! {
     Conflict => "conflict", CONFLICT, "Already exists", false;
     TooManyKeys => "too-many-keys", CONFLICT, "Too many API keys", false;
     ExecutionFinished => "execution-finished", CONFLICT, "Execution already ended", false;
+    ExecutionNotRetryable => "execution-not-retryable", CONFLICT, "Execution cannot be retried", false;
+    ExecutionAlreadyRetried => "execution-already-retried", CONFLICT, "Execution already retried", false;
     DeliveryInProgress => "delivery-in-progress", CONFLICT, "Delivery in progress", true;
     PayloadNotKept => "payload-not-kept", CONFLICT, "Payload not kept", false;
     PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE, "Payload too large", false;

@@ -1,6 +1,7 @@
 //! The execution API's handlers, for the server to mount (routes are not wired here):
 //! `POST /api/v0/workflows/{id}/executions`, `GET /api/v0/executions[/{id}]`,
-//! `POST /api/v0/executions/{id}/cancel`, `GET /api/v0/workflows[/{id}]`.
+//! `POST /api/v0/executions/{id}/cancel`, `POST /api/v0/executions/{id}/retry`,
+//! `GET /api/v0/workflows[/{id}]`.
 //! Success bodies are `{"data": ..., "message": ...}`; errors RFC 9457 problems
 //! ([`compozy_core::problem`]).
 
@@ -26,7 +27,8 @@ pub fn routes(worker: Worker) -> Vec<(&'static str, MethodRouter)> {
         ("/api/v0/workflows/{id}/executions", post(start).with_state(worker.clone())),
         ("/api/v0/executions", get(list).with_state(worker.clone())),
         ("/api/v0/executions/{id}", get(one).with_state(worker.clone())),
-        ("/api/v0/executions/{id}/cancel", post(cancel).with_state(worker)),
+        ("/api/v0/executions/{id}/cancel", post(cancel).with_state(worker.clone())),
+        ("/api/v0/executions/{id}/retry", post(retry).with_state(worker)),
     ]
 }
 
@@ -38,6 +40,15 @@ fn failure(e: &WorkerError) -> Response {
         }
         WorkerError::InvalidInput { .. } => {
             return problem(ProblemType::InvalidInput, &e.to_string());
+        }
+        WorkerError::UnknownRun(_) => {
+            return problem(ProblemType::NotFound, "no execution with this id");
+        }
+        WorkerError::NotRetryable { .. } => {
+            return problem(ProblemType::ExecutionNotRetryable, &e.to_string());
+        }
+        WorkerError::AlreadyRetried { .. } => {
+            return problem(ProblemType::ExecutionAlreadyRetried, &e.to_string());
         }
         _ => {}
     }
@@ -153,6 +164,18 @@ async fn cancel(State(w): State<Worker>, Path(id): Path<String>) -> Response {
             Ok(None) => problem(ProblemType::NotFound, "no execution with this id"),
             Err(e) => failure(&e),
         },
+        Err(e) => failure(&e),
+    }
+}
+
+/// A new run with the failed (or cancelled) run's workflow and input, linked to it both ways.
+async fn retry(State(w): State<Worker>, Path(id): Path<String>) -> Response {
+    match w.retry_run(&id).await {
+        Ok(run) => ok(
+            StatusCode::ACCEPTED,
+            serde_json::json!({"execution_id": run, "retry_of": id, "status": "pending"}),
+            "execution retried",
+        ),
         Err(e) => failure(&e),
     }
 }

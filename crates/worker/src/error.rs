@@ -18,6 +18,14 @@ pub enum WorkerError {
     InvalidInput { pointer: String, reason: String },
     #[error("invalid worker configuration: {0}")]
     Config(String),
+    #[error("no execution `{0}`")]
+    UnknownRun(String),
+    /// Only failed and cancelled runs are retried; `status` is the run's.
+    #[error("the execution is {status}; only failed or cancelled executions can be retried")]
+    NotRetryable { status: String },
+    /// A run is retried once; `retry` is the run that retried it.
+    #[error("the execution was already retried by `{retry}`; retry that one instead")]
+    AlreadyRetried { retry: String },
     /// The process is shutting down: its run starter takes no more runs.
     #[error("the worker is stopping")]
     Stopped,

@@ -156,6 +156,12 @@ impl Queue {
         self.driver.run_outputs(driver::RunOutputsParams { run_id }).await
     }
 
+    /// Stores `run`, a retry of run `retry_of`, with its first task in one transaction. `false`
+    /// when `retry_of` already has a retry (the unique index decides between concurrent ones).
+    pub async fn insert_retry(&self, run: &NewRun, retry_of: &str) -> Result<bool, WorkerError> {
+        self.driver.insert_retry(driver::InsertRetryParams { run, retry_of, now: now_ms() }).await
+    }
+
     pub async fn get_run(&self, id: &str) -> Result<Option<Run>, WorkerError> {
         self.driver.get_run(driver::GetRunParams { id }).await
     }

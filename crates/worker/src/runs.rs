@@ -18,6 +18,10 @@ pub struct Run {
     pub started_at: Option<i64>,
     #[serde(serialize_with = "compozy_core::timestamp::serialize_opt")]
     pub finished_at: Option<i64>,
+    /// The run this one retries (`None` once retention deleted it).
+    pub retry_of: Option<String>,
+    /// The run that retries this one.
+    pub retried_by: Option<String>,
 }
 
 /// One task row of a run (its latest attempt's outcome).

@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::driver::Companion;
 use crate::error::WorkerError;
 use crate::metrics::WorkerMetrics;
+use crate::model::RunStatus;
 use crate::project::Project;
 use crate::queue::{NewRun, Queue};
 use crate::starter::Starter;
@@ -108,6 +109,28 @@ impl Worker {
         let id = self.ctx.queue.start_run(workflow, input, &self.ctx.config.queue).await?;
         self.ctx.wake.notify_one();
         Ok(id)
+    }
+
+    /// Starts a new run of the workflow and input of run `id`, linked to it; only a failed or
+    /// cancelled run is retried, and only once. The input is checked against the workflow as
+    /// it is now. Returns the new run's id.
+    pub async fn retry_run(&self, id: &str) -> Result<String, WorkerError> {
+        let queue = &self.ctx.queue;
+        let run = queue.get_run(id).await?.ok_or_else(|| WorkerError::UnknownRun(id.to_string()))?;
+        if !matches!(RunStatus::parse(&run.status), Some(RunStatus::Failed | RunStatus::Cancelled)) {
+            return Err(WorkerError::NotRetryable { status: run.status });
+        }
+        if let Some(retry) = run.retried_by {
+            return Err(WorkerError::AlreadyRetried { retry });
+        }
+        let new = self.new_run(&run.workflow_id, &run.input)?;
+        if !queue.insert_retry(&new, id).await? {
+            // Another retry of the same run committed first.
+            let retry = queue.get_run(id).await?.and_then(|r| r.retried_by).unwrap_or_default();
+            return Err(WorkerError::AlreadyRetried { retry });
+        }
+        self.ctx.wake.notify_one();
+        Ok(new.id)
     }
 
     /// A run of workflow `workflow_id` with `input`, to store through a [`Starter`]; the input

@@ -235,3 +235,76 @@ async fn starts_are_checked_against_the_input_schema() {
 fn ms(v: &Value) -> Option<i64> {
     v.as_str().and_then(compozy_core::timestamp::parse)
 }
+
+/// `POST /api/v0/executions/{id}/retry`: a new run of the same workflow and input, linked both
+/// ways; only failed and cancelled runs, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_link_both_runs() {
+    for env in Env::both().await {
+        let (w, _) = env.worker(fast());
+        let mut router = axum::Router::new();
+        for (path, route) in compozy_worker::api::routes(w.clone()) {
+            router = router.route(path, route);
+        }
+        let base = serve(router).await;
+        let retry = |id: String| {
+            let base = base.clone();
+            async move { call(&base, "POST", &format!("/api/v0/executions/{id}/retry"), None).await }
+        };
+        let show = |id: String| {
+            let base = base.clone();
+            async move { call(&base, "GET", &format!("/api/v0/executions/{id}"), None).await }
+        };
+
+        let first = w.start_run("noop", &json!({"a": 1})).await.expect("start");
+        let (status, p) = retry(first.clone()).await;
+        assert_eq!((status, p["type"].as_str()), (409, Some("urn:compozy:problem:execution-not-retryable")), "{p}");
+        assert!(p["detail"].as_str().is_some_and(|d| d.contains("pending")), "{p}");
+        assert!(w.queue().cancel_run(&first).await.expect("cancel"));
+        let (status, body) = retry(first.clone()).await;
+        assert_eq!((status, &body["data"]["retry_of"]), (202, &json!(first)), "{body}");
+        let second = body["data"]["execution_id"].as_str().expect("id").to_string();
+        let (_, new) = show(second.clone()).await;
+        let new = &new["data"]["execution"];
+        assert_eq!(
+            (&new["workflow_id"], &new["input"], &new["status"]),
+            (&json!("noop"), &json!({"a": 1}), &json!("pending"))
+        );
+        assert_eq!((&new["retry_of"], &new["retried_by"]), (&json!(first), &Value::Null));
+        let (_, old) = show(first.clone()).await;
+        assert_eq!(
+            (&old["data"]["execution"]["retried_by"], &old["data"]["execution"]["retry_of"]),
+            (&json!(second), &Value::Null)
+        );
+        let (status, p) = retry(first.clone()).await;
+        assert_eq!((status, p["type"].as_str()), (409, Some("urn:compozy:problem:execution-already-retried")), "{p}");
+        assert!(p["detail"].as_str().is_some_and(|d| d.contains(&second)), "{p}");
+        let (_, listed) = call(&base, "GET", "/api/v0/executions?workflow_id=noop", None).await;
+        assert_eq!(listed["data"]["executions"][0]["retry_of"], json!(first), "{listed}");
+        let (status, p) = retry("nope".to_string()).await;
+        assert_eq!((status, p["type"].as_str()), (404, Some("urn:compozy:problem:not-found")));
+
+        // Two retries of one run at once: the unique index lets exactly one through.
+        let raced = w.start_run("noop", &json!({})).await.expect("start");
+        assert!(w.queue().cancel_run(&raced).await.expect("cancel"));
+        let (a, b) = tokio::join!(retry(raced.clone()), retry(raced.clone()));
+        let mut statuses = [a.0, b.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
+
+        // A run that failed on its own.
+        let (s, h) = spawn(&w);
+        let failed = w.start_run("failing", &json!({"why": "boom"})).await.expect("start");
+        assert_eq!(finished(&w, &failed).await.status, "failed");
+        let (status, body) = retry(failed.clone()).await;
+        assert_eq!(status, 202, "{body}");
+        let again = body["data"]["execution_id"].as_str().expect("id").to_string();
+        let run = w.queue().get_run(&again).await.expect("get").expect("run");
+        assert_eq!(
+            (run.workflow_id.as_str(), &run.input, run.retry_of.as_deref()),
+            ("failing", &json!({"why": "boom"}), Some(failed.as_str()))
+        );
+        let _ = s.send(());
+        h.await.expect("stops");
+    }
+}

@@ -152,3 +152,20 @@ async fn sqlite_gives_pruned_pages_back() {
     assert!(after * 4 < before, "the file kept its pages: {before} -> {after}");
     assert!(free <= after / 10 + 1, "free pages beyond a tenth stayed: {free} of {after}");
 }
+
+/// Deleting a retried run leaves its retry standing, unlinked (`ON DELETE SET NULL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_outlives_the_run_it_retries() {
+    for env in Env::both().await {
+        let (worker, _) = env.worker(fast());
+        let original = worker.start_run("long", &serde_json::json!({})).await.expect("start");
+        assert!(worker.queue().cancel_run(&original).await.expect("cancel"));
+        let retry = worker.retry_run(&original).await.expect("retry");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let config = RetentionConfig { cancelled: Duration::from_millis(1), ..RetentionConfig::default() };
+        let pruner = Pruner::new(worker.queue().clone(), config, vec![], vec![], &common::registry()).expect("pruner");
+        assert_eq!(pruner.prune().await.expect("prune").get("run"), Some(&1), "{}", env.name());
+        let kept = worker.queue().get_run(&retry).await.expect("get").expect("the retry stays");
+        assert_eq!((kept.status.as_str(), kept.retry_of), ("pending", None), "{}", env.name());
+    }
+}

@@ -82,6 +82,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Runs with their first tasks and the caller's companion rows, one transaction, one
     /// wake-up per queue (PostgreSQL: one statement per table, then the NOTIFYs).
     fn insert_runs<'a>(&'a self, p: InsertRunsParams<'a>) -> DriverFuture<'a, ()>;
+
+    /// Stores a retry's run, linked to the run it retries, with its first task (and its wake-up)
+    /// in one transaction. `false` when that run already has a retry.
+    fn insert_retry<'a>(&'a self, p: InsertRetryParams<'a>) -> DriverFuture<'a, bool>;
     /// Leases up to `limit` ready tasks and marks the runs of first tasks started.
     fn claim<'a>(&'a self, p: ClaimParams<'a>) -> DriverFuture<'a, Vec<Claimed>>;
     /// Extends the leases of the attempts still held; returns their tokens.
@@ -185,6 +189,12 @@ pub struct InsertRunsParams<'a> {
     pub runs: &'a [NewRun],
     /// Inserted after the runs and their first tasks, in the same transaction.
     pub companions: &'a dyn Companions,
+    pub now: i64,
+}
+
+pub struct InsertRetryParams<'a> {
+    pub run: &'a NewRun,
+    pub retry_of: &'a str,
     pub now: i64,
 }
 
@@ -342,4 +352,14 @@ pub(crate) fn retry_at(p: &FailParams<'_>) -> Option<i64> {
 /// How a failed attempt that did not retry ends the task.
 pub(crate) fn end_state(p: &FailParams<'_>) -> (&'static str, Failed) {
     if p.permanent { ("failed", Failed::Failed) } else { ("dead", Failed::Dead) }
+}
+
+/// A retry's insert: `Ok(false)` when the unique index on `retry_of` refused it (another retry
+/// of the same run committed first).
+pub(crate) fn unless_already_retried(stored: Result<(), sqlx::Error>) -> Result<bool, WorkerError> {
+    match stored {
+        Ok(()) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -11,9 +11,10 @@ use sqlx::{Connection, Row};
 use super::rows::{self, all};
 use super::{
     CancelRunParams, ClaimParams, Claimed, CompleteBatchParams, Dependent, Depth, Driver, DriverFuture,
-    ExtendLeasesParams, FailParams, Failed, GetRunParams, InsertRunsParams, ListRunsParams, NewRun, NewTask,
-    PruneRunsParams, PrunedRuns, QueueDepthsParams, ReclaimPagesParams, ReleaseParams, RescueParams, Rescued,
+    ExtendLeasesParams, FailParams, Failed, GetRunParams, InsertRetryParams, InsertRunsParams, ListRunsParams, NewRun,
+    NewTask, PruneRunsParams, PrunedRuns, QueueDepthsParams, ReclaimPagesParams, ReleaseParams, RescueParams, Rescued,
     RunAttemptsParams, RunDelete, RunOutputsParams, RunTasksParams, Success, SweepParams, TxConn, boxed, sql,
+    unless_already_retried,
 };
 use crate::attempts::Attempt;
 use crate::error::WorkerError;
@@ -125,6 +126,29 @@ impl Driver for PostgresDriver {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn insert_retry<'a>(&'a self, p: InsertRetryParams<'a>) -> DriverFuture<'a, bool> {
+        boxed(async move {
+            let mut conn = self.conn().await?;
+            let run = p.run;
+            let stored = async {
+                let mut tx = conn.begin().await?;
+                sqlx::query(sql::INSERT_RETRY_RUN)
+                    .bind(&run.id)
+                    .bind(&run.workflow_id)
+                    .bind(&run.input)
+                    .bind(p.now)
+                    .bind(p.retry_of)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_first_tasks(&mut tx, std::slice::from_ref(run), p.now).await?;
+                sqlx::query(NOTIFY).bind(&run.first.queue).execute(&mut *tx).await?;
+                tx.commit().await
+            }
+            .await;
+            unless_already_retried(stored)
         })
     }
 
@@ -390,6 +414,12 @@ async fn insert_runs(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i64) -> 
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    insert_first_tasks(tx, runs, now).await
+}
+
+/// The first task of each of `runs`, as one statement of arrays.
+async fn insert_first_tasks(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i64) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&NewRun) -> &str| runs.iter().map(f).collect::<Vec<&str>>();
     let task_ids: Vec<String> = runs.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
     sqlx::query(INSERT_TASKS)
         .bind(task_ids)

@@ -213,6 +213,8 @@ where
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
+        retry_of: r.try_get("retry_of")?,
+        retried_by: r.try_get("retried_by")?,
     })
 }
 

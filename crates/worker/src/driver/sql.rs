@@ -56,12 +56,20 @@ pub const RUN_ATTEMPTS: &str = "SELECT a.task_id, a.attempt, a.worker, a.started
 pub const RUN_OUTPUTS: &str =
     "SELECT name, output FROM tasks WHERE run_id = $1 AND state = 'succeeded' ORDER BY position";
 
+/// A retry's run row, linked to the run it retries (`$5`); the unique index on `retry_of` lets
+/// one retry per run through.
+pub const INSERT_RETRY_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at, \
+     retry_of) VALUES ($1, $2, 'pending', $3, $4, $5)";
+
+/// `retried_by` is found through the unique index on `retry_of`.
 pub const GET_RUN: &str = "SELECT id, workflow_id, status, input, output, error, created_at, started_at, \
-     finished_at FROM workflow_runs WHERE id = $1";
+     finished_at, retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by \
+     FROM workflow_runs WHERE id = $1";
 
 /// Newest first, keyset-paginated on (created_at, id); `$1`/`$2` filter when not NULL.
 pub const LIST_RUNS: &str = "SELECT id, workflow_id, status, input, output, error, created_at, started_at, \
-     finished_at FROM workflow_runs WHERE ($1 IS NULL OR workflow_id = $1) \
+     finished_at, retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by \
+     FROM workflow_runs WHERE ($1 IS NULL OR workflow_id = $1) \
      AND ($2 IS NULL OR status = $2) AND (created_at < $3 OR (created_at = $3 AND id < $4)) \
      ORDER BY created_at DESC, id DESC LIMIT $5";
 

@@ -12,9 +12,10 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::rows::{self, all};
 use super::{
     CancelRunParams, ClaimParams, Claimed, CompleteBatchParams, Dependent, Depth, Driver, DriverFuture,
-    ExtendLeasesParams, FailParams, Failed, GetRunParams, InsertRunsParams, ListRunsParams, NewTask, PruneRunsParams,
-    PrunedRuns, QueueDepthsParams, ReclaimPagesParams, ReleaseParams, RescueParams, Rescued, RunAttemptsParams,
-    RunDelete, RunOutputsParams, RunTasksParams, Success, SweepParams, TxConn, boxed, sql,
+    ExtendLeasesParams, FailParams, Failed, GetRunParams, InsertRetryParams, InsertRunsParams, ListRunsParams, NewTask,
+    PruneRunsParams, PrunedRuns, QueueDepthsParams, ReclaimPagesParams, ReleaseParams, RescueParams, Rescued,
+    RunAttemptsParams, RunDelete, RunOutputsParams, RunTasksParams, Success, SweepParams, TxConn, boxed, sql,
+    unless_already_retried,
 };
 use crate::attempts::Attempt;
 use crate::error::WorkerError;
@@ -117,6 +118,28 @@ impl Driver for SqliteDriver {
             p.companions.insert(TxConn::Sqlite(&mut tx)).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn insert_retry<'a>(&'a self, p: InsertRetryParams<'a>) -> DriverFuture<'a, bool> {
+        boxed(async move {
+            let mut w = self.writer().await?;
+            let run = p.run;
+            let stored = async {
+                let mut tx = w.conn.begin().await?;
+                sqlx::query(sql::INSERT_RETRY_RUN)
+                    .bind(&run.id)
+                    .bind(&run.workflow_id)
+                    .bind(&run.input)
+                    .bind(p.now)
+                    .bind(p.retry_of)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_task(&mut tx, &run.first, p.now).await?;
+                tx.commit().await
+            }
+            .await;
+            unless_already_retried(stored)
         })
     }
 
