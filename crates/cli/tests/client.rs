@@ -98,7 +98,7 @@ fn commands_against_a_running_engine() {
     let refused = run(&["runs", "retry", &id]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
-        refused.stderr.starts_with("error: Conflict (409): the execution is ")
+        refused.stderr.starts_with("error: Execution cannot be retried (409): the execution is ")
             && refused.stderr.contains("; only failed or cancelled executions can be retried"),
         "{}",
         refused.stderr
@@ -118,7 +118,7 @@ fn commands_against_a_running_engine() {
         (&Value::from(id.as_str()), &serde_json::json!({"a": 1}))
     );
     let missing = run(&["runs", "show", "nope"]);
-    assert_eq!((missing.code, missing.stderr.trim()), (1, "error: Not Found (404): no execution with this id"));
+    assert_eq!((missing.code, missing.stderr.trim()), (1, "error: Not found (404): no execution with this id"));
 
     // Tables fit the width they are given: long cells are cut, never wrapped.
     let narrow = cli(dir.path(), &["runs", "list"], &[env[0], env[1], ("COLUMNS", "60")]);
@@ -170,7 +170,7 @@ fn commands_against_a_running_engine() {
     let rejected = run(&["project", "reload"]);
     assert_eq!(rejected.code, 1);
     assert!(
-        rejected.stderr.contains("Unprocessable Entity (422)") && rejected.stderr.contains("workflows/broken.yaml"),
+        rejected.stderr.contains("Reload rejected (422)") && rejected.stderr.contains("workflows/broken.yaml"),
         "{}",
         rejected.stderr
     );
