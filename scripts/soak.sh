@@ -16,7 +16,8 @@
 #   env: COMPOZY_BIN (binary to soak instead of building this checkout's), SOAK_RATE (deliveries/s,
 #        default 200), SOAK_API_RATE (API requests/s, default 30), SOAK_RETENTION (default 2m),
 #        SOAK_WARMUP (seconds excluded from the slopes, default 300), SOAK_MAX_GROWTH (default 5),
-#        SOAK_OUT (file the samples are also written to)
+#        SOAK_OUT (file the samples are also written to), SOAK_PORT (engine port, 5290),
+#        SOAK_PG_PORT (the private PostgreSQL cluster's port, 5439)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}; backend=${2:-embedded}
@@ -63,7 +64,7 @@ case $backend in
   *) echo "unknown backend $backend (embedded or postgres)" >&2; exit 2 ;;
 esac
 
-port=5290
+port=${SOAK_PORT:-5290}
 (cd "$work" && exec env COMPOZY_LOG_LEVEL=warn COMPOZY_AUTH_ENABLED=false COMPOZY_WORKER_ENABLED=true \
   COMPOZY_RETENTION_SUCCEEDED="$retention" COMPOZY_RETENTION_FAILED="$retention" \
   COMPOZY_RETENTION_CANCELLED="$retention" COMPOZY_RETENTION_INTERVAL=30s \

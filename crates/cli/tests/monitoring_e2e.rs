@@ -48,6 +48,7 @@ const EXPECTED_FIRING: &[&str] = &[
     "ExpiredTokensHigh",       // 450 expired JWTs from a trusted issuer within the 5m window
     "HttpErrorBudgetBurnFast", // 30 requests answered 503 while PostgreSQL refuses sessions: ~4% of all
     "HttpErrorBudgetBurnSlow",
+    "SqliteConnectionErrors", // the embedded engine's data directory moved away for a moment
 ];
 
 /// Webhook slots of the embedded engine: few, with no wait for one, so a burst of signed
@@ -90,6 +91,9 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     let embedded_env = auth_env(vec![
         ("COMPOZY_WEBHOOKS_MAX_IN_FLIGHT", WEBHOOK_SLOTS.to_string()),
         ("COMPOZY_WEBHOOKS_SLOT_WAIT", "0s".to_string()),
+        // Pooled SQLite connections are reopened within a second, so hiding the database file
+        // makes the next acquires fail.
+        ("COMPOZY_DATABASE_MAX_LIFETIME", "1s".to_string()),
     ]);
     let embedded = Engine::start(&dir.path().join("embedded"), &["--config", &embedded_cfg], &embedded_env);
     // The server engine reaches PostgreSQL through a proxy the test cuts for a moment.
@@ -149,6 +153,7 @@ fn dashboards_and_alerts_answer_from_a_real_prometheus() {
     for engine in [&embedded, &server] {
         guess_keys(engine);
     }
+    hide_sqlite_database(&embedded, &dir.path().join("embedded/data"));
     let scraped = prometheus.wait_for(Duration::from_secs(60), |p| {
         count(&p.query("increase(compozy_worker_tasks_dead_total[5m]) > 0")) == 2
             && count(
@@ -244,6 +249,20 @@ fn postgres_refuses_sessions(engine: &Engine, proxy: &Proxy) {
     }
     proxy.restore();
     engine.eventually("the store is back", |e| e.get("/api/v0/instances").0 == 200);
+}
+
+/// Moves the embedded engine's data directory away until an acquire has failed to open the
+/// database (connections live a second at most, see `COMPOZY_DATABASE_MAX_LIFETIME` above), then
+/// puts it back: the connection errors are counted and the engine recovers.
+fn hide_sqlite_database(engine: &Engine, data: &Path) {
+    let hidden = data.with_extension("hidden");
+    std::fs::rename(data, &hidden).expect("move the data directory away");
+    engine.eventually("a SQLite connection fails to open", |e| {
+        e.get("/readyz");
+        e.metric("compozy_sqlite_connection_errors_total").is_some_and(|n| n > 0.0)
+    });
+    std::fs::rename(&hidden, data).expect("put the data directory back");
+    engine.eventually("the embedded store is back", |e| e.get("/readyz").0 == 200);
 }
 
 /// Deliveries whose bodies never finish: each holds an HTTP request in flight (until

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use compozy_core::private_fs::{ensure_private_dir, private_open_options, restrict_file};
-use sqlx::SqlitePool;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -66,6 +66,14 @@ fn private_database_file(data_dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(file)
 }
 
+/// Begins a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`). A deferred
+/// transaction that reads before it writes fails at its first write with `SQLITE_BUSY`, without
+/// waiting for the busy timeout, when another connection has committed since its read (its
+/// snapshot is stale). Taking the lock first makes it wait like any other writer.
+pub async fn begin_write(conn: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>, sqlx::Error> {
+    conn.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// How long a writer waits for SQLite's single write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -76,7 +84,9 @@ pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool,
     // last commits then); docs/performance.md has its cost.
     let options = SqliteConnectOptions::new()
         .filename(file)
-        .create_if_missing(true)
+        // Created above; a file removed under the running engine must fail the next connection,
+        // not be replaced by an empty database.
+        .create_if_missing(false)
         // Pages freed by retention can be given back (`PRAGMA incremental_vacuum`); see the
         // migration 20261130000310 for databases created before.
         .auto_vacuum(SqliteAutoVacuum::Incremental)

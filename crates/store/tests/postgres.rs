@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Captured, PG_ADMIN_URL, Proxy, TestDb, no_hang, registry, render, sample, wait_until};
+use common::{PG_ADMIN_URL, Proxy, TestDb, no_hang, registry, render, sample, wait_until};
 use compozy_core::{Readiness, Secret};
 use compozy_store::{Store, StoreConfig, StoreError};
 use sqlx::{Connection, PgConnection};
@@ -111,20 +111,4 @@ async fn refused_session_counts_as_a_connection_error() {
     assert_eq!(sample(&text, "compozy_postgres_connection_errors_total"), 1.0, "{text}");
     assert_eq!(sample(&text, "compozy_postgres_connection_timeouts_total"), 0.0, "{text}");
     db.drop_db().await;
-}
-
-/// Without autovacuum nothing reclaims the rows retention deletes and the database grows without
-/// end (this machine's shared server runs so), which the engine says at start; with it, nothing.
-#[tokio::test(flavor = "current_thread")]
-async fn autovacuum_off_is_reported_at_start() {
-    let Some(db) = TestDb::create().await else { return };
-    let mut admin = PgConnection::connect(PG_ADMIN_URL).await.expect("admin");
-    let setting: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&mut admin).await.expect("show");
-    let (logs, _guard) = Captured::start();
-    let store = Store::connect(&config(db.url()), std::path::Path::new("/unused"), &registry()).await.expect("connect");
-    store.close().await;
-    let text = logs.text();
-    assert!(text.contains("store connected"), "the capture works: {text}");
-    let warned = text.contains("autovacuum off");
-    assert_eq!(warned, setting == "off", "autovacuum = {setting}, logs:\n{text}");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Fixture, no_hang, registry, render, sample, wait_until};
-use compozy_store::{Store, StoreError, Unavailable};
+use compozy_store::{Store, StoreConfig, StoreError, Unavailable};
 
 /// Generates `mod $name { postgres(), sqlite() }`, both running `$body(fixture)`.
 macro_rules! both_backends {
@@ -150,6 +150,26 @@ async fn sqlite_unopenable_file_counts_as_a_connection_error() {
     let text = render(&reg);
     assert_eq!(sample(&text, "compozy_sqlite_connection_errors_total"), 1.0, "{text}");
     assert_eq!(sample(&text, "compozy_sqlite_connection_timeouts_total"), 0.0, "{text}");
+}
+
+/// A database file removed under a running engine is an error on the next connection, not a
+/// new empty database that the engine would go on writing to.
+#[tokio::test]
+async fn sqlite_file_removed_under_the_engine_is_not_recreated() {
+    let fx = Fixture::sqlite();
+    let reg = registry();
+    // Every pooled connection is past its lifetime at the next acquire, which opens a new one.
+    let config = StoreConfig { max_lifetime: Some(Duration::from_millis(1)), ..fx.config() };
+    let store = Store::open(&config, &fx.data_dir(), &reg).await.expect("open");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let db = fx.data_dir().join(compozy_store::DB_FILE);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let err = no_hang(Duration::from_secs(10), store.acquire()).await.expect_err("no database file");
+    assert!(err.to_string().contains("unable to open database file"), "{err}");
+    assert!(!db.exists(), "an empty database was created in its place");
+    assert_eq!(sample(&render(&reg), "compozy_sqlite_connection_errors_total"), 1.0);
 }
 
 async fn migrations_are_idempotent(fx: &Fixture) {

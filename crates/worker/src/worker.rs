@@ -157,10 +157,12 @@ impl Worker {
         // Their own task: polled inside the claim loop's select they would freeze whenever the
         // loop awaits a claim, and a claim may wait for the SQLite writer lock a frozen one holds.
         let ctx = self.ctx.clone();
-        let _services = AbortOnDrop(tokio::spawn(async move {
+        let mut services = AbortOnDrop(tokio::spawn(async move {
             tokio::join!(heartbeat::run(&ctx), rescuer::run(&ctx), gauges::run(&ctx), listener::run(&ctx));
         }));
         claimer::run(self.ctx.clone(), shutdown).await;
+        // The heartbeat ends before the row goes: one still running would register it again.
+        services.stop().await;
         heartbeat::deregister(&self.ctx).await;
         Ok(())
     }
@@ -183,6 +185,14 @@ fn check_input(workflow: &Workflow, input: &serde_json::Value) -> Result<(), Wor
 
 /// Stops the services when the worker stops, or when its `run` future is dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Aborts the services and waits until they are dropped.
+    async fn stop(&mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -215,6 +215,25 @@ async fn dead_dispatchers_are_pruned_and_api_nodes_are_not_dispatchers() {
     }
 }
 
+/// A heartbeat due while the worker stops must not register the process again after its row
+/// was removed: heartbeats every millisecond make the race likely on every stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_leaves_no_dispatcher_row() {
+    for env in Env::both().await {
+        let config = WorkerConfig { heartbeat_interval: Duration::from_millis(1), ..fast() };
+        for _ in 0..20 {
+            let (w, _) = env.worker(config.clone());
+            let (s, h) = spawn(&w);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = s.send(());
+            h.await.expect("stops");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let left = env.store.list_instances(Duration::from_secs(3600)).await.expect("list");
+            assert!(left.iter().all(|i| i.id != w.id()), "{}: {} registered again: {left:?}", env.name(), w.id());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_age_counts_from_the_start_before_the_first_heartbeat() {
     let env = Env::sqlite().await;

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use compozy_store::{Store, StoreConn};
+use compozy_store::{Store, StoreConn, begin_write};
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::rows::{self, all};
@@ -104,7 +104,7 @@ impl Driver for SqliteDriver {
     fn insert_runs<'a>(&'a self, p: InsertRunsParams<'a>) -> DriverFuture<'a, ()> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             for run in p.runs {
                 sqlx::query(INSERT_RUN)
                     .bind(&run.id)
@@ -126,7 +126,7 @@ impl Driver for SqliteDriver {
             let mut w = self.writer().await?;
             let run = p.run;
             let stored = async {
-                let mut tx = w.conn.begin().await?;
+                let mut tx = begin_write(&mut w.conn).await?;
                 sqlx::query(sql::INSERT_RETRY_RUN)
                     .bind(&run.id)
                     .bind(&run.workflow_id)
@@ -146,7 +146,7 @@ impl Driver for SqliteDriver {
     fn claim<'a>(&'a self, p: ClaimParams<'a>) -> DriverFuture<'a, Vec<Claimed>> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let rows = sqlx::query(CLAIM)
                 .bind(p.owner)
                 .bind(p.lease_until)
@@ -167,7 +167,7 @@ impl Driver for SqliteDriver {
     fn extend_leases<'a>(&'a self, p: ExtendLeasesParams<'a>) -> DriverFuture<'a, HashSet<String>> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let mut held = HashSet::with_capacity(p.attempts.len());
             for (id, token) in p.attempts {
                 let row: Option<String> = sqlx::query_scalar(EXTEND_LEASE)
@@ -186,7 +186,7 @@ impl Driver for SqliteDriver {
     fn complete_batch<'a>(&'a self, p: CompleteBatchParams<'a>) -> DriverFuture<'a, HashSet<String>> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let mut done = HashSet::with_capacity(p.successes.len());
             for s in p.successes {
                 if complete_one(&mut tx, s, p.now).await? {
@@ -204,7 +204,7 @@ impl Driver for SqliteDriver {
             let retry = super::retry_at(&p);
             let (state, ended) = super::end_state(&p);
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let q = sqlx::query(if retry.is_some() { sql::RETRY_TASK } else { sql::END_TASK })
                 .bind(&task.id)
                 .bind(&task.token)
@@ -244,9 +244,9 @@ impl Driver for SqliteDriver {
 
     fn rescue<'a>(&'a self, p: RescueParams) -> DriverFuture<'a, Rescued> {
         boxed(async move {
-            // The single writer: nothing completes a task between the read and the writes.
+            // The write lock is taken at BEGIN: nothing completes a task between the read and the writes.
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let rows = sqlx::query(sql::EXPIRED).bind(p.now).fetch_all(&mut *tx).await?;
             let mut out = Rescued::default();
             for t in all(&rows, rows::expired)? {
@@ -287,7 +287,7 @@ impl Driver for SqliteDriver {
     fn cancel_run<'a>(&'a self, p: CancelRunParams<'a>) -> DriverFuture<'a, bool> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let n = sqlx::query(sql::CANCEL_RUN).bind(p.run_id).bind(p.now).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 sqlx::query(sql::CANCEL_TASKS).bind(p.run_id).bind(p.now).execute(&mut *tx).await?;
@@ -361,7 +361,7 @@ impl Driver for SqliteDriver {
     fn prune_runs<'a>(&'a self, p: PruneRunsParams<'a>) -> DriverFuture<'a, PrunedRuns> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = w.conn.begin().await?;
+            let mut tx = begin_write(&mut w.conn).await?;
             let rows =
                 sqlx::query(sql::EXPIRED_RUNS).bind(p.status).bind(p.cutoff).bind(p.limit).fetch_all(&mut *tx).await?;
             let ids = all(&rows, |r| r.try_get::<String, _>(0))?;
