@@ -34,7 +34,7 @@ async fn setup(db: &str) -> (Store, PgPool) {
         .max_connections(POOL_SIZE)
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
-        .max_lifetime(config.max_lifetime)
+        .max_lifetime(Some(compozy_store::config::POSTGRES_DEFAULT_MAX_LIFETIME))
         .test_before_acquire(true)
         .connect(&url)
         .await

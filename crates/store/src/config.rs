@@ -24,7 +24,10 @@ pub struct StoreConfig {
     /// Idle connections are closed after this long; unset keeps them.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
-    /// Connections are closed after this age; unset keeps them.
+    /// Connections are closed after this age; `0s` never. Unset: 5 minutes on PostgreSQL (a
+    /// failover or a connection pooler's rebalancing reaches every connection), never on SQLite
+    /// (a local file; each connection is a thread with its own page cache, and recycling them
+    /// only churned memory).
     #[serde(with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
     /// Upper bound on one store operation (acquire plus query), so a dead network cannot hang it.
@@ -45,7 +48,7 @@ impl Default for StoreConfig {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(60)),
-            max_lifetime: Some(Duration::from_secs(300)),
+            max_lifetime: None,
             query_timeout: Duration::from_secs(30),
             health_check_interval: Duration::from_secs(10),
             auto_migrate: true,
@@ -57,6 +60,19 @@ impl Default for StoreConfig {
 pub const POSTGRES_DEFAULT_MAX_CONNECTIONS: u32 = 25;
 /// Default pool size of the SQLite store.
 pub const SQLITE_DEFAULT_MAX_CONNECTIONS: u32 = 4;
+/// Default connection lifetime of the PostgreSQL store.
+pub const POSTGRES_DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(300);
+
+impl StoreConfig {
+    /// The lifetime the pool enforces: the configured one (`0s`: none), else `default`.
+    pub(crate) fn max_lifetime_or(&self, default: Option<Duration>) -> Option<Duration> {
+        match self.max_lifetime {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => default,
+        }
+    }
+}
 
 /// `cache.*`: Redis when `url` is set, an in-process cache otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,5 +169,15 @@ mod tests {
         assert!(!shown.contains("postgres://x"), "{shown}");
         let cache: CacheConfig = serde_json::from_str("{}").expect("parse");
         assert_eq!((cache.pool_size, cache.pool_timeout), (10, Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn max_lifetime_unset_is_the_backend_default_and_zero_is_never() {
+        let of = |yaml: &str| serde_json::from_str::<StoreConfig>(yaml).expect("parse");
+        let pg = Some(POSTGRES_DEFAULT_MAX_LIFETIME);
+        assert_eq!(of("{}").max_lifetime_or(pg), pg);
+        assert_eq!(of("{}").max_lifetime_or(None), None);
+        assert_eq!(of(r#"{"max_lifetime": "0s"}"#).max_lifetime_or(pg), None);
+        assert_eq!(of(r#"{"max_lifetime": "90s"}"#).max_lifetime_or(None), Some(Duration::from_secs(90)));
     }
 }

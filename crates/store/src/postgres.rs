@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{POSTGRES_DEFAULT_MAX_CONNECTIONS, StoreConfig, mask_url};
+use crate::config::{POSTGRES_DEFAULT_MAX_CONNECTIONS, POSTGRES_DEFAULT_MAX_LIFETIME, StoreConfig, mask_url};
 use crate::error::StoreError;
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -31,7 +31,7 @@ pub(crate) fn pool(config: &StoreConfig, url: &str) -> Result<(PgPool, u32), Sto
         .min_connections(config.min_connections.min(max))
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
-        .max_lifetime(config.max_lifetime)
+        .max_lifetime(config.max_lifetime_or(Some(POSTGRES_DEFAULT_MAX_LIFETIME)))
         .test_before_acquire(true)
         .connect_lazy_with(options);
     Ok((pool, max))

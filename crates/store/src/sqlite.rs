@@ -100,7 +100,7 @@ pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool,
         .min_connections(config.min_connections.min(max))
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
-        .max_lifetime(config.max_lifetime)
+        .max_lifetime(config.max_lifetime_or(None))
         .connect_lazy_with(options);
     Ok((pool, max))
 }
