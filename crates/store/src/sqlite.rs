@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use compozy_core::private_fs::{ensure_private_dir, private_open_options, restrict_file};
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::config::{SQLITE_DEFAULT_MAX_CONNECTIONS, StoreConfig};
 use crate::error::StoreError;

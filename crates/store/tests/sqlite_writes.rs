@@ -29,7 +29,10 @@ async fn read_commit_elsewhere_then_write(
     let writer = tokio::spawn(async move {
         let mut conn = other.acquire().await.expect("acquire");
         let c = conn.as_sqlite().expect("sqlite");
-        sqlx::query("INSERT INTO probe VALUES (2)").execute(&mut *c).await.expect("the other writer waits, then commits");
+        sqlx::query("INSERT INTO probe VALUES (2)")
+            .execute(&mut *c)
+            .await
+            .expect("the other writer waits, then commits");
     });
     // Long enough for the other insert to commit when nothing holds the write lock.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -64,7 +67,9 @@ async fn a_write_transaction_that_reads_first_waits_for_other_writers() {
     drop(conn);
 
     let mut conn = store.acquire().await.expect("acquire");
-    let rows: Vec<i64> =
-        sqlx::query_scalar("SELECT x FROM probe ORDER BY x").fetch_all(conn.as_sqlite().expect("sqlite")).await.expect("rows");
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM probe ORDER BY x")
+        .fetch_all(conn.as_sqlite().expect("sqlite"))
+        .await
+        .expect("rows");
     assert_eq!(rows, vec![2, 2], "both writers' rows, and the row the immediate transaction deleted is gone");
 }

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use compozy_store::{Store, StoreConn, begin_write};
-use sqlx::pool::PoolConnection;
 use sqlx::Row;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::rows::{self, all};
