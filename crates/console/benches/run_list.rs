@@ -114,6 +114,8 @@ async fn bench(name: &str, url: Option<String>, data: &std::path::Path, runs: us
         ("50,000 deep", format!("/console/runs?cursor={deep}")),
         ("status=failed", "/console/runs?status=failed".to_string()),
         ("workflow=deploy", "/console/runs?workflow=deploy".to_string()),
+        // The worst case: a filter nothing matches walks the whole index to prove it.
+        ("no match", "/console/runs?workflow=none".to_string()),
         ("run detail", format!("/console/runs/run-{:07}", runs / 2)),
     ];
     for (label, path) in pages {
@@ -126,6 +128,14 @@ async fn bench(name: &str, url: Option<String>, data: &std::path::Path, runs: us
             let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
             let elapsed = t.elapsed();
             assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+            // A list page shows a full page of runs (none for the filter that matches nothing).
+            let rows = String::from_utf8_lossy(&body).matches("<tr data-run=").count();
+            let expected = match label {
+                "no match" => 0,
+                "run detail" => rows,
+                _ => 50,
+            };
+            assert_eq!(rows, expected, "{path}");
             if i >= 10 {
                 times.push(elapsed);
             }
