@@ -165,3 +165,17 @@ fn the_console_can_be_moved_and_turned_off() {
     assert_eq!(http(engine.addr, "GET", "/console", &[]).expect("exchange").0, 404);
     assert_eq!(http(engine.addr, "GET", "/console/sign-in", &[]).expect("exchange").0, 404);
 }
+
+#[test]
+fn the_cookie_is_secure_when_a_trusted_proxy_says_tls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [("COMPOZY_AUTH_TRUSTED_PROXIES", "[127.0.0.1]".to_string())];
+    let (engine, _) = start(dir.path(), &env);
+    let cookie = |extra: &[(&str, &str)]| {
+        let (status, head, _) = sign_in(engine.addr, &engine.key, extra);
+        assert_eq!(status, 303, "{head}");
+        head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("cookie").to_string()
+    };
+    assert!(cookie(&[("x-forwarded-proto", "https")]).ends_with("; secure"), "behind TLS");
+    assert!(!cookie(&[]).contains("secure"), "plain HTTP");
+}
