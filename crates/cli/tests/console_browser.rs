@@ -109,8 +109,6 @@ fn operators_use_the_console_in_a_browser() {
         });
         assert_eq!(run_status(&engine, &slow), "cancelled");
         assert!(b.source().contains("&lt;b&gt;not bold&lt;/b&gt;"), "input shown escaped");
-        b.go(&format!("{base}/console/runs"));
-        shoot(&b, "runs");
 
         // Replay a delivery: a new run, linked to nothing the browser typed.
         let (status, _, _) = common::post(
@@ -142,7 +140,7 @@ fn operators_use_the_console_in_a_browser() {
             traffic(&engine, Duration::from_secs(60));
         }
         shoot(&b, "overview");
-        for page in ["queues", "workers", "project"] {
+        for page in ["runs", "queues", "workers", "project"] {
             b.go(&format!("{base}/console/{page}"));
             b.wait_for("main h1");
             shoot(&b, page);
