@@ -25,6 +25,12 @@ impl ClientAddrs {
         Self { trusted: trusted_proxies.iter().map(|ip| ip.to_canonical()).collect(), last_warn: AtomicU64::new(0) }
     }
 
+    /// Whether the socket peer is one of `auth.trusted_proxies` (whose `X-Forwarded-*` headers
+    /// are believed).
+    pub fn is_trusted(&self, peer: Option<SocketAddr>) -> bool {
+        peer.is_some_and(|p| self.trusted.contains(&p.ip().to_canonical()))
+    }
+
     /// The client address: the peer, unless the peer is a trusted proxy, in which case the
     /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy (leftmost entries
     /// are client-controlled and never believed). A forwarded header from an untrusted peer is

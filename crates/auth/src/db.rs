@@ -341,11 +341,7 @@ pub async fn find_key(store: &Store, hash: &KeyHash) -> Result<Option<KeyRecord>
         ))).transpose().map_err(map)?
     });
     let Some((k, Some(owner), key_role, user_role)) = row else { return Ok(None) };
-    let role = match (&owner, user_role, key_role) {
-        (Principal::Local(_), Some(user), cap) => user.at_most(cap.unwrap_or(Role::Admin)),
-        (Principal::Jwt { .. }, _, Some(role)) => role,
-        _ => return Ok(None),
-    };
+    let Some(role) = granted(&owner, user_role, key_role) else { return Ok(None) };
     Ok(Some(KeyRecord {
         id: k.id,
         hash: k.hash,
@@ -355,6 +351,75 @@ pub async fn find_key(store: &Store, hash: &KeyHash) -> Result<Option<KeyRecord>
         owner,
         role,
     }))
+}
+
+/// The role a key grants: its local owner's capped by the key's own, or a JWT principal's key's.
+fn granted(owner: &Principal, user_role: Option<Role>, key_role: Option<Role>) -> Option<Role> {
+    match (owner, user_role, key_role) {
+        (Principal::Local(_), Some(user), cap) => Some(user.at_most(cap.unwrap_or(Role::Admin))),
+        (Principal::Jwt { .. }, _, Some(role)) => Some(role),
+        _ => None,
+    }
+}
+
+/// A live console session (see [`crate::sessions`]) with the key it was opened with.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub key_id: String,
+    pub owner: Principal,
+    /// What the key grants now: a demoted owner is demoted in open sessions too.
+    pub role: Role,
+    pub expires_at: i64,
+}
+
+/// Stores a session opened with key `key_id`; expired sessions are deleted first (sign-ins are
+/// rare, so this bounds the table without a sweeper of its own).
+pub async fn insert_session(
+    store: &Store,
+    hash: &KeyHash,
+    key_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
+    let mut conn = store.acquire().await?;
+    on_conn!(&mut conn, c => {
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1").bind(now)
+            .execute(&mut **c).await.map_err(map)?;
+        sqlx::query("INSERT INTO console_sessions (id_hash, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&hash[..]).bind(key_id).bind(now).bind(expires_at)
+            .execute(&mut **c).await.map(|_| ()).map_err(map)
+    })
+}
+
+/// The session whose id hashes to `hash`, unless it expired, was revoked, or its key was revoked
+/// or deleted (with its user).
+pub async fn find_session(store: &Store, hash: &KeyHash, now: i64) -> Result<Option<SessionRecord>, DbError> {
+    let sql = "SELECT k.id, k.user_id, k.issuer, k.subject, k.role, u.role AS user_role, s.expires_at \
+         FROM console_sessions s JOIN api_keys k ON k.id = s.key_id LEFT JOIN users u ON u.id = k.user_id \
+         WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND k.revoked_at IS NULL";
+    let mut conn = store.acquire().await?;
+    let row = on_conn!(&mut conn, c => {
+        let row = sqlx::query(sql).bind(&hash[..]).bind(now).fetch_optional(&mut **c).await.map_err(map)?;
+        row.map(|r| Ok::<_, sqlx::Error>((
+            r.try_get::<String, _>("id")?,
+            owner_of(r.try_get("user_id")?, r.try_get("issuer")?, r.try_get("subject")?),
+            r.try_get::<Option<String>, _>("role")?.as_deref().map(role_of).transpose()?,
+            r.try_get::<Option<String>, _>("user_role")?.as_deref().map(role_of).transpose()?,
+            r.try_get::<i64, _>("expires_at")?,
+        ))).transpose().map_err(map)?
+    });
+    let Some((key_id, Some(owner), key_role, user_role, expires_at)) = row else { return Ok(None) };
+    let Some(role) = granted(&owner, user_role, key_role) else { return Ok(None) };
+    Ok(Some(SessionRecord { key_id, owner, role, expires_at }))
+}
+
+/// Marks the session revoked (sign-out); `false` when there was no live one.
+pub async fn revoke_session(store: &Store, hash: &KeyHash, now: i64) -> Result<bool, DbError> {
+    let mut conn = store.acquire().await?;
+    on_conn!(&mut conn, c => sqlx::query(
+            "UPDATE console_sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL")
+        .bind(&hash[..]).bind(now).execute(&mut **c).await.map(|r| r.rows_affected() == 1))
+    .map_err(map)
 }
 
 struct KeyRecordRow {

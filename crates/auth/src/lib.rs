@@ -37,6 +37,7 @@ pub mod principal;
 pub mod problem;
 pub mod ratelimit;
 pub mod secret_file;
+pub mod sessions;
 
 pub use authenticator::{AuthUser, Authenticator, Refusal};
 pub use client_addr::ClientAddrs;
@@ -47,3 +48,4 @@ pub use metrics::{AuthMetrics, Method, Reason};
 pub use middleware::{Guard, authenticate};
 pub use principal::Principal;
 pub use ratelimit::{RateKey, RateLimiter};
+pub use sessions::Sessions;

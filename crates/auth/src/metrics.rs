@@ -67,16 +67,19 @@ impl Outcome {
 pub enum Method {
     ApiKey,
     Jwt,
+    /// The console's session cookie (minted at sign-in with an API key).
+    Session,
     Unknown,
 }
 
 impl Method {
-    const ALL: [Method; 3] = [Method::ApiKey, Method::Jwt, Method::Unknown];
+    const ALL: [Method; 4] = [Method::ApiKey, Method::Jwt, Method::Session, Method::Unknown];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Method::ApiKey => "api_key",
             Method::Jwt => "jwt",
+            Method::Session => "session",
             Method::Unknown => "unknown",
         }
     }

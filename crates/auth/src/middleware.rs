@@ -107,6 +107,81 @@ pub async fn authenticate(State(guard): State<Guard>, mut request: Request, next
     with_limit_headers(next.run(request).await, decision)
 }
 
+impl Guard {
+    /// Checks a credential presented outside the request headers (the console's sign-in form)
+    /// exactly as [`authenticate`] checks a header: a wrong or expired credential is counted
+    /// against the client address (`auth.rate_limit.auth_failures`, 429 past it), each outcome
+    /// is one recorded decision and each refusal one audit line. `Err` is the answer the API
+    /// would give (400, 401, 429 or 503); the caller shows it its own way.
+    pub async fn check_token(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        route: &str,
+        token: &str,
+    ) -> Result<AuthUser, Response> {
+        let start = Instant::now();
+        let ctx = Ctx { ip: self.clients.resolve(peer, headers), route: route.to_string() };
+        let token = token.trim();
+        let token = match token_of(token) {
+            Credential::Token(t) => t,
+            _ if token.is_empty() => return Err(ctx.refuse(self, Refusal::bare(Reason::MissingAuth), start).await),
+            _ => return Err(ctx.refuse(self, Refusal::bare(Reason::InvalidFormat), start).await),
+        };
+        match self.auth.authenticate(token).await {
+            Ok(user) => {
+                self.auth.metrics().decision(Reason::None, user.method, start.elapsed());
+                Ok(user)
+            }
+            Err(refusal) => Err(ctx.refuse(self, refusal, start).await),
+        }
+    }
+
+    /// Admits a caller authenticated by other means (a console session, `user.method`): the
+    /// group's rate limit for its principal and the role, as [`authenticate`] applies them, with
+    /// one recorded decision. `Err` is the 429, 403 or 503 to answer.
+    pub async fn admit(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        route: &str,
+        user: &AuthUser,
+    ) -> Result<(), Response> {
+        let start = Instant::now();
+        let ctx = Ctx { ip: self.clients.resolve(peer, headers), route: route.to_string() };
+        let decision = ctx.group_limit(self, user).await?;
+        if decision.is_some_and(|d| !d.allowed) {
+            self.auth.metrics().decision(Reason::RateLimited, user.method, start.elapsed());
+            self.auth.metrics().rate_limited(ctx.ip, &user.id, &ctx.route, KeyType::User);
+            audit(Reason::RateLimited, &ctx, Some(&user.id));
+            return Err(with_limit_headers(problem::too_many(decision.map_or(1, |d| d.reset)), decision));
+        }
+        self.auth.metrics().decision(Reason::None, user.method, start.elapsed());
+        if self.role == Some(Role::Admin) && !user.is_admin() {
+            tracing::warn!(target: "audit", event = "authz_fail", user = %user.id, route = %ctx.route, "insufficient role");
+            return Err(problem::forbidden());
+        }
+        Ok(())
+    }
+
+    /// Records a refused credential that is not a guess (a console request without a session, or
+    /// with an expired or revoked one): one decision and one audit line, nothing counted against
+    /// the address.
+    pub fn refused(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        route: &str,
+        reason: Reason,
+        method: Method,
+        elapsed: std::time::Duration,
+    ) {
+        let ctx = Ctx { ip: self.clients.resolve(peer, headers), route: route.to_string() };
+        self.auth.metrics().decision(reason, method, elapsed);
+        audit(reason, &ctx, None);
+    }
+}
+
 impl Refusal {
     fn bare(reason: Reason) -> Self {
         Refusal { reason, method: Method::Unknown, subject: None }

@@ -36,7 +36,7 @@ pub use load::LoadReport;
 pub type ReloadReport = LoadReport;
 pub use metrics::AutoloadMetrics;
 pub use registry::{Loaded, ProjectRegistry};
-pub use reload::{Autoloader, ReloadError, WatchError};
+pub use reload::{Autoloader, LastReload, ReloadError, WatchError};
 pub use resources::{Resource, ResourceKind};
 pub use tool_paths::{ToolPaths, ToolRules, Violation};
 pub use validate::{OutputFormat, ValidationReport, validate_project};

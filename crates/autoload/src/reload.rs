@@ -65,6 +65,17 @@ struct Inner {
     reloading: Mutex<()>,
     /// Called with each registry put in service.
     listeners: Mutex<Vec<Listener>>,
+    /// The outcome of the latest load or reload, applied or not.
+    last: Mutex<Option<Arc<LastReload>>>,
+}
+
+/// The latest load or reload: when it ended and its report (`applied` says whether its registry
+/// went into service; its errors name file, line and column).
+#[derive(Clone, Debug)]
+pub struct LastReload {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub report: LoadReport,
 }
 
 type Listener = Box<dyn Fn(&ProjectRegistry) + Send + Sync>;
@@ -89,6 +100,7 @@ impl Autoloader {
             ready: AtomicBool::new(false),
             reloading: Mutex::new(()),
             listeners: Mutex::new(Vec::new()),
+            last: Mutex::new(None),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -111,6 +123,11 @@ impl Autoloader {
     /// short), e.g. to create the metric series of newly configured names.
     pub fn on_reload(&self, f: impl Fn(&ProjectRegistry) + Send + Sync + 'static) {
         self.inner.listeners.lock().push(Box::new(f));
+    }
+
+    /// The latest load or reload's outcome (`None` before the first).
+    pub fn last_reload(&self) -> Option<Arc<LastReload>> {
+        self.inner.last.lock().clone()
     }
 
     /// Whether a load has succeeded since start-up.
@@ -150,6 +167,10 @@ impl Autoloader {
         let _one_at_a_time = inner.reloading.lock();
         let outcome = run(&inner.root, &inner.config, &inner.matcher, &NoProgress);
         inner.metrics.record(&outcome.report);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        *inner.last.lock() = Some(Arc::new(LastReload { at, report: outcome.report.clone() }));
         match outcome.registry {
             Some(registry) => {
                 let registry = Arc::new(registry);

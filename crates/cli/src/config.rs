@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use compozy_auth::AuthConfig;
 use compozy_autoload::AutoloadConfig;
+use compozy_console::ConsoleConfig;
 use compozy_server::{MonitoringConfig, ServerConfig};
 use compozy_store::{CacheConfig, StoreConfig};
 use compozy_webhooks::WebhooksConfig;
@@ -38,6 +39,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// How long finished runs are kept, and how the pruner deletes them (docs/storage.md).
     pub retention: RetentionConfig,
+    /// The operator console's pages (docs/console.md).
+    pub console: ConsoleConfig,
     pub log: LogConfig,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             webhooks: WebhooksConfig::default(),
             retention: RetentionConfig::default(),
+            console: ConsoleConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -133,6 +137,8 @@ pub enum ConfigError {
     Value { key: String, value: String, origin: String, message: String },
     #[error(transparent)]
     Invalid(#[from] compozy_server::config::InvalidConfig),
+    #[error("invalid configuration: {0}")]
+    Console(String),
 }
 
 /// The inputs to a load: an optional file, the environment and flag overrides.
@@ -187,6 +193,10 @@ pub fn load(sources: Sources) -> Result<Loaded, ConfigError> {
     let config = deserialize(tree, &origin)?;
     config.server.validate()?;
     config.monitoring.validate()?;
+    config.console.validate().map_err(ConfigError::Console)?;
+    if config.console.enabled && config.console.path == config.monitoring.path {
+        return Err(ConfigError::Console("console.path and monitoring.path must differ".into()));
+    }
     let root = sources
         .file
         .as_deref()
@@ -424,6 +434,19 @@ mod tests {
         let file = write(&dir, "server:\n  listen: [unclosed\n");
         let err = load(Sources { file: Some(file), ..Default::default() }).expect_err("syntax").to_string();
         assert!(err.contains("not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn the_console_path_is_checked_at_load() {
+        let env = |k: &str, v: &str| Sources { env: vec![(k.into(), v.into())], ..Default::default() };
+        let ok = load(env("COMPOZY_CONSOLE_PATH", "/ops/console")).expect("valid");
+        assert_eq!(ok.config.console.path, "/ops/console");
+        for bad in ["/metrics", "/api/v0/x", "console", "/a/../b"] {
+            let err = load(env("COMPOZY_CONSOLE_PATH", bad)).expect_err(bad).to_string();
+            assert!(err.contains("console.path"), "{bad}: {err}");
+        }
+        let err = load(env("COMPOZY_CONSOLE_SESSION_TTL", "1s")).expect_err("too short").to_string();
+        assert!(err.contains("console.session_ttl"), "{err}");
     }
 
     #[test]

@@ -40,18 +40,34 @@ impl Security {
     /// `routes` behind authentication, counted against rate-limit `group`, open to `role` (any
     /// authenticated caller when `None`).
     pub fn guard(&self, group: &'static str, role: Option<Role>, routes: Routes) -> Routes {
-        let guard = Guard {
-            auth: self.auth.clone(),
-            limiter: Some(self.limiter.clone()),
-            group,
-            role,
-            clients: self.clients.clone(),
-        };
+        let guard = self.guard_of(group, role);
         // `route_layer`: a request for a method the route does not serve still gets its 405.
         routes
             .into_iter()
             .map(|(path, r)| (path, r.route_layer(from_fn_with_state(guard.clone(), authenticate))))
             .collect()
+    }
+
+    /// The guard of rate-limit `group` for `role`: what the middleware applies, for components
+    /// that authenticate by other means (the console's sign-in form and sessions).
+    pub fn guard_of(&self, group: &'static str, role: Option<Role>) -> Guard {
+        Guard {
+            auth: self.auth.clone(),
+            limiter: Some(self.limiter.clone()),
+            group,
+            role,
+            clients: self.clients.clone(),
+        }
+    }
+
+    /// Whether credentials are required (`auth.enabled`).
+    pub fn enabled(&self) -> bool {
+        self.auth.enabled()
+    }
+
+    /// Console sessions, hashed with the key-hashing secret.
+    pub fn sessions(&self, ttl: std::time::Duration) -> compozy_auth::Sessions {
+        compozy_auth::Sessions::new(self.auth.clone(), ttl)
     }
 
     /// The key endpoints (group `auth`, stricter) and the admin-only user endpoints (`users`).

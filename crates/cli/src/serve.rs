@@ -106,7 +106,9 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         move |registry| webhooks.prime_metrics(registry)
     });
 
-    let mut builder = AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness);
+    let mut builder =
+        AppBuilder::new(config.server.clone(), config.monitoring.clone(), registry.clone(), readiness.clone());
+    let mut sampler = None;
     if serves == Serves::All {
         security::check_exposure(&config.auth, config.server.listen)?;
         let security = Security::new(&config.auth, &config.data_dir, &store, &cache, &registry)?;
@@ -120,6 +122,29 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
             .routes(security.own_routes())
             .routes(security.guard("default", None, api))
             .routes(security.guard("admin", Some(Role::Admin), admin));
+        if config.console.enabled {
+            // Sessions authenticate through the API's guard: failure guard, metrics, rate-limit
+            // group `console`.
+            let access = security.enabled().then(|| compozy_console::Access {
+                guard: security.guard_of("console", None),
+                sessions: security.sessions(config.console.session_ttl),
+            });
+            let console = compozy_console::Console::new(compozy_console::Deps {
+                config: config.console.clone(),
+                registry: registry.clone(),
+                readiness: readiness.clone(),
+                worker: worker.clone(),
+                webhooks: webhooks.clone(),
+                autoloader: autoloader.clone(),
+                access,
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("CPZ_BUILD_COMMIT"),
+            })
+            .map_err(anyhow::Error::msg)
+            .context("invalid console configuration")?;
+            sampler = Some(console.spawn_sampler());
+            builder = builder.pages(console.routes());
+        }
     }
     let app = builder.build();
 
@@ -137,6 +162,7 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
         store = store.backend(),
         cache = cache.backend(),
         mode = if store.backend() == "sqlite" { "embedded" } else { "server" },
+        console = if sampler.is_some() { config.console.path.as_str() } else { "off" },
         max_connections = app.connections().limit(),
         file_limit = file_limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
         "compozy listening"
@@ -179,6 +205,9 @@ pub async fn run(loaded: Loaded, serves: Serves) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     sighup.abort();
     pruner_task.abort();
+    if let Some(task) = sampler {
+        task.abort();
+    }
     let _ = worker_task.await;
     if let Some(task) = watch {
         let _ = task.await;

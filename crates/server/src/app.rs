@@ -54,6 +54,9 @@ pub struct AppBuilder {
     registry: Arc<Registry>,
     readiness: Readiness,
     routes: Vec<(String, MethodRouter)>,
+    /// Routes outside the API (the console's pages): served and measured like the others, not
+    /// part of the OpenAPI document.
+    pages: Vec<(String, MethodRouter)>,
 }
 
 impl AppBuilder {
@@ -63,7 +66,7 @@ impl AppBuilder {
         registry: Arc<Registry>,
         readiness: Readiness,
     ) -> Self {
-        Self { server, monitoring, registry, readiness, routes: Vec::new() }
+        Self { server, monitoring, registry, readiness, routes: Vec::new(), pages: Vec::new() }
     }
 
     /// Adds a route; `path` is an axum template such as `/api/v0/executions/{id}` and becomes
@@ -76,6 +79,13 @@ impl AppBuilder {
     /// Adds several routes at once (a component's `routes()`).
     pub fn routes(mut self, routes: impl IntoIterator<Item = (&'static str, MethodRouter)>) -> Self {
         self.routes.extend(routes.into_iter().map(|(p, r)| (p.to_string(), r)));
+        self
+    }
+
+    /// Adds routes that are not part of the API (web pages): like [`AppBuilder::routes`], but
+    /// left out of `/api/v0/openapi.json`.
+    pub fn pages(mut self, routes: impl IntoIterator<Item = (String, MethodRouter)>) -> Self {
+        self.pages.extend(routes);
         self
     }
 
@@ -107,6 +117,7 @@ impl AppBuilder {
             openapi::body(&templates, &self.monitoring.path)
         };
         routes.push((openapi::PATH.into(), get(openapi::serve).with_state(document)));
+        routes.extend(self.pages);
         let templates: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
         let http_metrics = Arc::new(HttpMetrics::new(&self.registry, &templates));
         let mut router = Router::new();

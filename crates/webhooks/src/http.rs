@@ -132,26 +132,42 @@ async fn list(State(w): State<Webhooks>, query: Result<Query<ListQuery>, QueryRe
     }
 }
 
-/// Re-runs a stored delivery through filter, render, schema and enqueue with the current
-/// configuration (no verification: it was verified when received, and its timestamp is old by
-/// now; no dedupe: replaying is asking for a new run).
 async fn replay(State(w): State<Webhooks>, Path(id): Path<String>) -> Response {
-    let stored = match deliveries::get_with_payload(w.inner.worker.queue().store(), &id).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "webhook delivery lookup failed");
-            return stop_response(Stop::Unavailable);
-        }
-    };
-    let Some((delivery, payload)) = stored else {
-        return ProblemType::NotFound.with("no such delivery").into_response();
-    };
-    let Some(payload) = payload else {
-        let detail = "the payload of this delivery was not kept (webhooks.retention)";
-        return ProblemType::PayloadNotKept.with(detail).into_response();
-    };
-    let headers = HeaderMap::new();
-    let req =
-        Request { slug: &delivery.slug, headers: &headers, body: Body::from(payload), replay_of: Some(delivery.id) };
-    w.handle(req).await
+    w.replay(&id).await
+}
+
+impl Webhooks {
+    /// Re-runs stored delivery `id` through filter, render, schema and enqueue with the current
+    /// configuration (no verification: it was verified when received, and its timestamp is old
+    /// by now; no dedupe: replaying is asking for a new run). Answers as
+    /// `POST /api/v0/hooks/deliveries/{id}/replay` does: 202 with the new run, or a problem.
+    pub async fn replay(&self, id: &str) -> Response {
+        let stored = match deliveries::get_with_payload(self.inner.worker.queue().store(), id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery lookup failed");
+                return stop_response(Stop::Unavailable);
+            }
+        };
+        let Some((delivery, payload)) = stored else {
+            return ProblemType::NotFound.with("no such delivery").into_response();
+        };
+        let Some(payload) = payload else {
+            let detail = "the payload of this delivery was not kept (webhooks.retention)";
+            return ProblemType::PayloadNotKept.with(detail).into_response();
+        };
+        let headers = HeaderMap::new();
+        let req = Request {
+            slug: &delivery.slug,
+            headers: &headers,
+            body: Body::from(payload),
+            replay_of: Some(delivery.id),
+        };
+        self.handle(req).await
+    }
+
+    /// The delivery log, newest first (what `GET /api/v0/hooks/deliveries` lists).
+    pub async fn deliveries(&self, filter: &Filter) -> Result<Vec<deliveries::Delivery>, compozy_store::StoreError> {
+        deliveries::list(self.inner.worker.queue().store(), filter).await
+    }
 }

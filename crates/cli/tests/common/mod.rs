@@ -2,9 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod console;
 pub mod prometheus;
 pub mod proxy;
 pub mod services;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -179,6 +181,18 @@ fn exchange(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<(u16, String, String)> {
+    let (status, head, body) = exchange_raw(addr, method, path, headers, body)?;
+    Some((status, head.to_ascii_lowercase(), body))
+}
+
+/// [`http`] or [`post`] with the header block as sent (cookie values keep their case).
+pub fn exchange_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
@@ -189,9 +203,9 @@ fn exchange(
     s.read_to_string(&mut buf).ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
-    let head = head.to_ascii_lowercase();
-    let body = if head.contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_string() };
-    Some((status, head, body))
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body)? } else { body.to_string() };
+    Some((status, head.to_string(), body))
 }
 
 /// The payload of a chunked body (`size CRLF data CRLF ... 0 CRLF CRLF`).

@@ -66,12 +66,32 @@ pub const GET_RUN: &str = "SELECT id, workflow_id, status, input, output, error,
      finished_at, retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by \
      FROM workflow_runs WHERE id = $1";
 
-/// Newest first, keyset-paginated on (created_at, id); `$1`/`$2` filter when not NULL.
-pub const LIST_RUNS: &str = "SELECT id, workflow_id, status, input, output, error, created_at, started_at, \
-     finished_at, retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by \
-     FROM workflow_runs WHERE ($1 IS NULL OR workflow_id = $1) \
-     AND ($2 IS NULL OR status = $2) AND (created_at < $3 OR (created_at = $3 AND id < $4)) \
-     ORDER BY created_at DESC, id DESC LIMIT $5";
+/// Newest first, keyset-paginated on `(created_at, id)` after `($3, $4)`, at most `$5`; `$1`
+/// (workflow) and `$2` (status) filter when set. One statement per combination of filters, so
+/// each can use its index: with a catch-all `($1 IS NULL OR workflow_id = $1)` the planners walk
+/// the `created_at` index and test every run, which costs a whole-table walk when a filter
+/// matches few runs (140 ms for a workflow matching none of 100,000 runs on SQLite). An unset
+/// filter's parameter is still bound, as `$n IS NULL`. The keyset is a row comparison, which
+/// both databases turn into an index range.
+pub fn list_runs(workflow: bool, status: bool) -> &'static str {
+    macro_rules! list_runs {
+        ($filter:literal) => {
+            concat!(
+                "SELECT id, workflow_id, status, input, output, error, created_at, started_at, finished_at, ",
+                "retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by ",
+                "FROM workflow_runs WHERE ",
+                $filter,
+                " AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+            )
+        };
+    }
+    match (workflow, status) {
+        (false, false) => list_runs!("$1 IS NULL AND $2 IS NULL"),
+        (true, false) => list_runs!("workflow_id = $1 AND $2 IS NULL"),
+        (false, true) => list_runs!("$1 IS NULL AND status = $2"),
+        (true, true) => list_runs!("workflow_id = $1 AND status = $2"),
+    }
+}
 
 pub const RUN_TASKS: &str = "SELECT id, position, name, kind, queue, state, attempt, max_attempts, \
      available_at, last_outcome, last_error, output, created_at, started_at, finished_at, lease_owner \

@@ -325,7 +325,8 @@ impl Driver for SqliteDriver {
         boxed(async move {
             let (f, (before_at, before_id)) = (p.filter, p.filter.cursor());
             let mut conn = self.conn().await?;
-            let rows = sqlx::query(sql::LIST_RUNS)
+            let statement = sql::list_runs(f.workflow_id.is_some(), f.status.is_some());
+            let rows = sqlx::query(statement)
                 .bind(&f.workflow_id)
                 .bind(&f.status)
                 .bind(before_at)
