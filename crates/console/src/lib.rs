@@ -24,6 +24,7 @@ mod runs;
 pub mod series;
 pub mod session;
 mod sign_in;
+mod viewer;
 mod views;
 mod webhooks;
 mod workers;
@@ -43,7 +44,7 @@ use http::{HeaderValue, StatusCode, header};
 
 pub use config::{ConsoleConfig, SecureCookie};
 pub use series::Series;
-pub use session::Viewer;
+pub use viewer::Viewer;
 
 const SCRIPT: &str = include_str!("../assets/console.js");
 const STYLE: &str = include_str!("../assets/console.css");

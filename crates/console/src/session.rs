@@ -12,27 +12,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::Console;
 use crate::config::SecureCookie;
+pub use crate::viewer::{Refused, Viewer};
 use crate::views;
 
 pub const COOKIE: &str = "compozy_console";
-
-/// The signed-in operator of a request.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    /// The principal's id (a local user id, or a JWT principal's).
-    pub id: String,
-    pub role: Role,
-    /// The token every form of this session carries.
-    pub csrf: String,
-    /// The session's cookie value; `None` when authentication is off.
-    pub cookie: Option<String>,
-}
-
-impl Viewer {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
 
 /// Facts of the request the handlers need besides its body: the socket peer, the route
 /// template and the headers.
@@ -113,15 +96,6 @@ impl FromRequestParts<Console> for Viewer {
             }
         }
     }
-}
-
-/// Why an action was refused before it ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The form's token is not this session's, or the request came from another site.
-    Forged,
-    /// A `user` asked for what only an `admin` may do.
-    Role,
 }
 
 /// Checks an action (every POST): same-site request, the session's CSRF token, and the admin

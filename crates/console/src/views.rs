@@ -6,7 +6,7 @@ use http::{HeaderValue, StatusCode, header};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::Console;
-use crate::session::{Refused, Viewer};
+use crate::viewer::{Refused, Viewer};
 
 /// JSON longer than this is cut in pages, with a link to the whole document.
 pub const MAX_INLINE: usize = 4096;

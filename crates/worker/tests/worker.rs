@@ -31,8 +31,11 @@ async fn finished(worker: &Worker, id: &str) -> Run {
 async fn two_workers_end_every_task_exactly_once() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     for env in Env::both().await {
-        let (a, ma) = env.worker(fast());
-        let (b, mb) = env.worker(fast());
+        // No process dies here: a lease long enough that a starved machine's late heartbeat
+        // cannot lose it (a rescue would rightly run a task twice).
+        let config = WorkerConfig { lease: Duration::from_secs(10), ..fast() };
+        let (a, ma) = env.worker(config.clone());
+        let (b, mb) = env.worker(config);
         let runs = 150;
         let mut ids = Vec::new();
         for _ in 0..runs {
