@@ -1,8 +1,8 @@
 //! Project: the loaded resources by type, the last load's result with its errors (file, line,
 //! column), and reload.
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use compozy_autoload::{ReloadError, ResourceKind};
 use http::StatusCode;
@@ -10,8 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use crate::Console;
-use crate::runs::ActionForm;
-use crate::session::{Meta, Viewer, check_action};
+use crate::session::{Admin, Viewer};
 use crate::views::{self, Nav, action, flag, frame, respond, time};
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,16 +82,7 @@ fn render(c: &Console, v: &Viewer, status: StatusCode, notice: Option<&str>) -> 
     respond(status, frame(c, Some(v), "Project", Nav::Project, None, body))
 }
 
-pub async fn reload(
-    State(c): State<Console>,
-    v: Viewer,
-    meta: Meta,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(why) = check_action(&v, &meta.headers, &presented, true) {
-        return views::refused(&c, &v, why);
-    }
+pub async fn reload(State(c): State<Console>, Admin(v): Admin) -> Response {
     tracing::info!(target: "audit", event = "console_reload", user = %v.id, "project reload from the console");
     match c.deps().autoloader.reload().await {
         Ok(_) => crate::session::see_other(&c.at("/project?notice=reloaded")),

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::Console;
-use crate::session::{Meta, Viewer, check_action};
+use crate::session::{Admin, Meta, Viewer, check_action};
 use crate::views::{self, Nav, action, badge, csrf, frame, json_block, respond, short, time, time_opt};
 
 const PAGE: u32 = 50;
@@ -264,12 +264,6 @@ pub async fn json(State(c): State<Console>, v: Viewer, Path(id): Path<String>) -
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ActionForm {
-    #[serde(default)]
-    pub(crate) csrf: String,
-}
-
 fn worker_failure(c: &Console, v: &Viewer, e: &WorkerError) -> Response {
     let conflict = |text: &str| views::message(c, Some(v), StatusCode::CONFLICT, "Not done", text);
     match e {
@@ -283,17 +277,7 @@ fn worker_failure(c: &Console, v: &Viewer, e: &WorkerError) -> Response {
     }
 }
 
-pub async fn cancel(
-    State(c): State<Console>,
-    v: Viewer,
-    meta: Meta,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(why) = check_action(&v, &meta.headers, &presented, true) {
-        return views::refused(&c, &v, why);
-    }
+pub async fn cancel(State(c): State<Console>, Path(id): Path<String>, Admin(v): Admin) -> Response {
     let queue = c.deps().worker.queue();
     match queue.cancel_run(&id).await {
         Ok(true) => {
@@ -309,17 +293,7 @@ pub async fn cancel(
     }
 }
 
-pub async fn retry(
-    State(c): State<Console>,
-    v: Viewer,
-    meta: Meta,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(why) = check_action(&v, &meta.headers, &presented, true) {
-        return views::refused(&c, &v, why);
-    }
+pub async fn retry(State(c): State<Console>, Path(id): Path<String>, Admin(v): Admin) -> Response {
     match c.deps().worker.retry_run(&id).await {
         Ok(new) => {
             tracing::info!(target: "audit", event = "console_retry", user = %v.id, run = %id, retry = %new, "run retried from the console");

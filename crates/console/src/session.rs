@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
+use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use compozy_auth::{Method, Reason, Role};
 use http::request::Parts;
@@ -94,6 +94,33 @@ impl FromRequestParts<Console> for Viewer {
                 access.guard.refused(peer, &parts.headers, &route, Reason::Unknown, Method::Session, elapsed);
                 Err(views::unavailable(console))
             }
+        }
+    }
+}
+
+/// The viewer of an admin action (a one-button form posting only its CSRF token), once the
+/// request passed [`check_action`] with the admin role; otherwise the refusal page. It reads
+/// the body, so it comes last among a handler's extractors.
+pub struct Admin(pub Viewer);
+
+#[derive(Debug, serde::Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl FromRequest<Console> for Admin {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, console: &Console) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, console).await?;
+        let headers = parts.headers.clone();
+        let form = Form::<ActionForm>::from_request(Request::from_parts(parts, body), console).await;
+        let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
+        match check_action(&viewer, &headers, &presented, true) {
+            Ok(()) => Ok(Admin(viewer)),
+            Err(why) => Err(views::refused(console, &viewer, why)),
         }
     }
 }

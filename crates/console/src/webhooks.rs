@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use compozy_core::{cursor, timestamp};
 use compozy_webhooks::deliveries::Filter;
@@ -13,9 +13,8 @@ use maud::html;
 use serde::Deserialize;
 
 use crate::Console;
-use crate::runs::ActionForm;
 use crate::series::Reading;
-use crate::session::{Meta, Viewer, check_action};
+use crate::session::{Admin, Viewer};
 use crate::views::{self, Nav, action, badge, frame, respond, short, time};
 
 const RESULTS: [&str; 12] = [
@@ -148,17 +147,7 @@ pub async fn page(State(c): State<Console>, v: Viewer, query: Result<Query<LogQu
     respond(StatusCode::OK, frame(&c, Some(&v), "Webhooks", Nav::Webhooks, None, body))
 }
 
-pub async fn replay(
-    State(c): State<Console>,
-    v: Viewer,
-    meta: Meta,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(why) = check_action(&v, &meta.headers, &presented, true) {
-        return views::refused(&c, &v, why);
-    }
+pub async fn replay(State(c): State<Console>, Path(id): Path<String>, Admin(v): Admin) -> Response {
     let answer = c.deps().webhooks.replay(&id).await;
     let status = answer.status();
     let body = axum::body::to_bytes(answer.into_body(), 64 * 1024).await.unwrap_or_default();
