@@ -172,29 +172,40 @@ impl Browser<'_> {
         }
     }
 
+    /// Runs `op` on the element matching `css`, finding it again when the page replaced it
+    /// in between (pages refresh on their own: the element found may be gone by the command).
+    fn on_element(&self, css: &str, op: impl Fn(&str) -> Result<Value, String>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = self.wait_for(css);
+            match op(&e) {
+                Ok(v) => return v,
+                Err(err) if replaced(&err) && Instant::now() < deadline => {}
+                Err(err) => panic!("{css}: {err}"),
+            }
+        }
+    }
+
     pub fn click(&self, css: &str) {
-        let e = self.wait_for(css);
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).expect("click");
+        self.on_element(css, |e| self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))));
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        let e = self.wait_for(css);
-        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({}))).expect("clear");
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({"text": text}))).expect("type");
+        self.on_element(css, |e| {
+            self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))?;
+            self.cmd("POST", &format!("/element/{e}/value"), Some(json!({"text": text})))
+        });
     }
 
     pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let e = self.find(css)?;
-        let v = self.cmd("GET", &format!("/element/{e}/attribute/{name}"), None).ok()?;
+        self.find(css)?;
+        let v = self.on_element(css, |e| self.cmd("GET", &format!("/element/{e}/attribute/{name}"), None));
         v["value"].as_str().map(str::to_string)
     }
 
     pub fn text(&self, css: &str) -> String {
-        let e = self.wait_for(css);
-        self.cmd("GET", &format!("/element/{e}/text"), None).expect("text")["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let v = self.on_element(css, |e| self.cmd("GET", &format!("/element/{e}/text"), None));
+        v["value"].as_str().unwrap_or_default().to_string()
     }
 
     /// Waits (up to 60 s) until `f` holds, reloading nothing itself (pages refresh on their own).
@@ -220,4 +231,9 @@ impl Drop for Browser<'_> {
     fn drop(&mut self) {
         let _ = self.cmd("DELETE", "", None);
     }
+}
+
+/// A WebDriver error saying the element found is no longer in the page (it was re-rendered).
+fn replaced(err: &str) -> bool {
+    err.contains("stale element") || err.contains("does not belong to the document")
 }
