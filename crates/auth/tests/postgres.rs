@@ -6,7 +6,6 @@ use common::*;
 use compozy_auth::secret_file::{SECRET_FILE, resolve_hmac_secret};
 use compozy_auth::{AuthConfig, Role};
 use compozy_core::Secret;
-use compozy_store::{Store, StoreConfig};
 use compozy_telemetry::{Registry, RegistryOptions};
 use http::StatusCode;
 
@@ -15,12 +14,7 @@ use compozy_testkit::postgres::TestDb;
 #[tokio::test]
 async fn key_lifecycle_on_postgres() {
     let Some(db) = TestDb::create().await else { return };
-    let registry = Registry::new(RegistryOptions::default());
-    let config = StoreConfig {
-        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.name))),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&config, std::path::Path::new("/nonexistent"), &registry).await.expect("store");
+    let (store, registry) = postgres_store(&db).await;
     let h = build(AuthConfig::default(), store.clone(), registry, None, None);
     let (user_id, key) = h.user(Role::User).await;
     let dup = compozy_auth::create_user_with_key(&h.auth, "X@Example.com", Role::User).await;

@@ -8,9 +8,6 @@ use std::time::Duration;
 use common::*;
 use compozy_auth::sessions::OpenError;
 use compozy_auth::{AuthConfig, AuthUser, Method, Principal, Role, Sessions, db};
-use compozy_core::Secret;
-use compozy_store::{Store, StoreConfig};
-use compozy_telemetry::{Registry, RegistryOptions};
 use compozy_testkit::postgres::TestDb;
 
 async fn lifecycle(h: Harness) {
@@ -74,11 +71,6 @@ async fn sessions_on_sqlite() {
 #[tokio::test]
 async fn sessions_on_postgres() {
     let Some(db) = TestDb::create().await else { return };
-    let registry = Registry::new(RegistryOptions::default());
-    let config = StoreConfig {
-        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.name))),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&config, std::path::Path::new("/nonexistent"), &registry).await.expect("store");
+    let (store, registry) = postgres_store(&db).await;
     lifecycle(build(AuthConfig::default(), store, registry, None, None)).await;
 }

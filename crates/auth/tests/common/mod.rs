@@ -49,6 +49,18 @@ pub async fn harness(config: AuthConfig) -> Harness {
     build(config, store, registry, Some(dir), None)
 }
 
+/// A store on the PostgreSQL database `db`, with its registry (tests that need the server skip
+/// before this).
+pub async fn postgres_store(db: &compozy_testkit::postgres::TestDb) -> (Store, Arc<Registry>) {
+    let registry = Registry::new(RegistryOptions::default());
+    let config = StoreConfig {
+        url: Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{}", db.name))),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&config, std::path::Path::new("/nonexistent"), &registry).await.expect("store");
+    (store, registry)
+}
+
 pub fn build(
     config: AuthConfig,
     store: Store,
