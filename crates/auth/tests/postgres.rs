@@ -52,6 +52,47 @@ async fn key_lifecycle_on_postgres() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// Mints racing on several pool connections: the count and the insert are one statement, but
+/// under READ COMMITTED two such statements both see the old count; the advisory lock on the
+/// owner is what keeps the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_mints_on_postgres_stop_at_max_keys_per_user() {
+    const MAX: usize = 3;
+    const RACERS: usize = 40;
+    let Some(db) = TestDb::create().await else { return };
+    let (store, registry) = postgres_store(&db).await;
+    let h = build(AuthConfig { max_keys_per_user: MAX, ..AuthConfig::default() }, store, registry, None, None);
+    let (_, key) = h.user(Role::User).await;
+    let auth = bearer(&key);
+    // The key is warm in the cache first, so every racer goes straight to the insert.
+    let (s, ..) = h.call(get_from("/api/v0/things/1", "192.0.2.1", &[("authorization", &auth)])).await;
+    assert_eq!(s, StatusCode::OK);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..RACERS {
+        let (app, auth, start) = (h.app.clone(), auth.clone(), start.clone());
+        let ip = format!("192.0.2.{}", 100 + i);
+        racers.spawn(async move {
+            let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+            let req = request("POST", "/api/v0/auth/generate", &ip, &headers, axum::body::Body::from("{}"));
+            start.wait().await;
+            call(&app, req).await.0
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = racers.join_next().await {
+        statuses.push(status.expect("racer"));
+    }
+    let minted = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+    // The bootstrap key is one of the MAX.
+    assert_eq!((minted, refused), (MAX - 1, RACERS - (MAX - 1)), "{statuses:?}");
+    let (s, _, listing) = h.call(get_from("/api/v0/auth/keys", "192.0.2.1", &[("authorization", &auth)])).await;
+    assert_eq!(s, StatusCode::OK, "{listing}");
+    let v: serde_json::Value = serde_json::from_str(&listing).expect("json");
+    assert_eq!(v["data"]["keys"].as_array().map(Vec::len), Some(MAX), "{listing}");
+}
+
 #[test]
 fn the_generated_secret_is_private_and_stable() {
     let dir = tempfile::tempdir().expect("tempdir");

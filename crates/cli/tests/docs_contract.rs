@@ -234,3 +234,23 @@ fn every_alert_has_a_runbook_whose_what_to_do_names_what_to_type() {
     }
     assert!(problems.is_empty(), "runbook problems:\n{}", problems.join("\n"));
 }
+
+/// An API key written in the docs (`cpz_…`) has the prefix keys really have, so a reader (or a
+/// secret scanner configured from the docs) recognises real keys.
+#[test]
+fn api_keys_shown_in_the_docs_have_the_real_prefix() {
+    let prefix = compozy_auth::keys::KEY_PREFIX;
+    let family = &prefix[..3];
+    let mut wrong = Vec::new();
+    let mut shown = 0;
+    for (path, text) in documents() {
+        for span in code_spans(&text).into_iter().map(str::trim).filter(|s| s.starts_with(family)) {
+            shown += 1;
+            if !span.starts_with(prefix) {
+                wrong.push(format!("{path}: `{span}` is not how keys start (`{prefix}`)"));
+            }
+        }
+    }
+    assert!(shown > 0, "no key shown in the docs: the test looks at nothing");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

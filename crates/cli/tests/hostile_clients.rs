@@ -1,6 +1,7 @@
 //! Hostile clients against `compozy serve`, without any credential: idle sockets past the
-//! connection cap under a lowered file limit, stalled webhook bodies, and replays of signed
-//! deliveries that vary every unsigned header. Each attack runs while the test checks that the
+//! connection cap under a lowered file limit, accepts out of file descriptors, keep-alive
+//! connections left idle, stalled webhook bodies, and replays of signed deliveries that vary
+//! every unsigned header. Each attack runs while the test checks that the
 //! engine keeps answering and that every acknowledged delivery has its run.
 
 mod common;
@@ -139,6 +140,80 @@ fn idle_sockets_past_the_cap_do_not_lock_clients_out() {
     let open = engine.metric("compozy_http_connections_open").expect("open gauge");
     assert!(open <= 128.0, "{open} connections open over a cap of 128");
     all_stored(&engine, &runs);
+}
+
+#[test]
+fn out_of_descriptors_the_accept_loop_backs_off_and_logs_one_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    project(dir.path());
+    // A cap above what the file limit allows, and a head deadline longer than the attack: accept
+    // itself fails with EMFILE, the way it does when other parts of the process hold descriptors.
+    let env = [
+        ("COMPOZY_SERVER_MAX_CONNECTIONS", "1000".to_string()),
+        ("COMPOZY_SERVER_HEADER_READ_TIMEOUT", "120s".to_string()),
+    ];
+    let engine = Engine::start_with_file_limit(dir.path(), &["--config", "compozy.yaml"], &env, 256);
+    let accept_error = r#"compozy_http_connections_refused_total{reason="accept_error"}"#;
+    assert_eq!(engine.metric(accept_error), Some(0.0));
+
+    let started = Instant::now();
+    // Silent connections until accept fails: past the descriptors they wait in the listen
+    // backlog, and while that is full a connect gets no answer (so each gets a short timeout).
+    let exhausted = "accept failing: out of resources";
+    let mut flood = Vec::new();
+    while engine.warnings_starting(exhausted).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "accept never failed ({} connections)", flood.len());
+        flood.extend(TcpStream::connect_timeout(&engine.addr, Duration::from_millis(200)).ok());
+    }
+    // While every descriptor is taken nothing more can be accepted, not even a scrape: the
+    // back-off repeats for a while, then the attacker lets go.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(flood);
+
+    // The backlog drains and the back-off ends (at most a second): served again.
+    engine.eventually("/healthz answered after the attack", |e| {
+        http(e.addr, "GET", "/healthz", &[]).is_some_and(|(status, ..)| status == 200)
+    });
+    engine.eventually("the failed accepts are counted", |e| e.metric(accept_error).unwrap_or(0.0) > 0.0);
+    let failures = engine.metric(accept_error).unwrap_or(0.0);
+    let (lines, window) = (engine.warnings_starting(exhausted), started.elapsed());
+    // One line per 10 s, whatever the number of failures.
+    assert!(
+        lines.len() as u64 <= 1 + window.as_secs() / 10,
+        "{} lines in {window:?}: {:?}…",
+        lines.len(),
+        lines.first()
+    );
+    assert!(failures > lines.len() as f64, "{failures} failures, {} lines: the log is rate-limited", lines.len());
+    // Backing off (10 ms doubling to 1 s) allows about one failed accept per second; a loop
+    // retrying at once would count thousands. A slow machine only lowers the count.
+    let spinning = 2.0 * (10.0 + window.as_secs_f64());
+    assert!(failures <= spinning, "{failures} failed accepts in {window:?}: the accept loop does not back off");
+    let (status, run) = deliver(engine.addr, "after-emfile").expect("a signed delivery after the attack");
+    assert_eq!(status, 202);
+    all_stored(&engine, &[run]);
+}
+
+#[test]
+fn a_keep_alive_connection_idle_past_its_deadline_is_closed_and_counted() {
+    let dir = tempfile::tempdir().expect("dir");
+    project(dir.path());
+    let env = [("COMPOZY_SERVER_IDLE_TIMEOUT", "1s".to_string())];
+    let engine = Engine::start(dir.path(), &["--config", "compozy.yaml"], &env);
+    let idle = r#"compozy_http_connections_timed_out_total{phase="idle"}"#;
+    assert_eq!(engine.metric(idle), Some(0.0));
+    // One request on a keep-alive connection, answered; then the client says nothing more.
+    let mut s = TcpStream::connect(engine.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n").expect("write");
+    let mut answer = Vec::new();
+    let ended = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(ended.is_ok(), "the server closed the idle connection (the read ended with {ended:?})");
+    engine.eventually("the idle connection is counted", |e| e.metric(idle) == Some(1.0));
+    // Served once, so it is not a connection that never sent a head.
+    assert_eq!(engine.metric(r#"compozy_http_connections_timed_out_total{phase="header"}"#), Some(0.0));
 }
 
 #[test]

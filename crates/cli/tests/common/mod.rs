@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_compozy");
@@ -21,6 +22,8 @@ pub struct Engine {
     pub addr: SocketAddr,
     /// An admin's API key, sent with every request that brings no credential of its own.
     pub key: String,
+    /// The engine's WARN and ERROR log lines (JSON) so far.
+    pub warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Engine {
@@ -84,8 +87,18 @@ impl Engine {
                 break v["addr"].as_str().expect("addr").parse().expect("socket addr");
             }
         };
-        std::thread::spawn(move || for _ in lines {});
-        Engine { child, addr, key }
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let kept = warnings.clone();
+        std::thread::spawn(move || {
+            // Read to the end past any bad line, so the engine never blocks on a full pipe.
+            for line in lines {
+                let Ok(line) = line else { continue };
+                if line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#) {
+                    kept.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+                }
+            }
+        });
+        Engine { child, addr, key, warnings }
     }
 
     /// `(status, lower-cased header block, body)`; authenticated as the admin unless `headers`
@@ -109,6 +122,16 @@ impl Engine {
     pub fn metric(&self, sample: &str) -> Option<f64> {
         let (_, _, text) = self.get("/metrics");
         text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// The WARN and ERROR lines logged so far whose message starts with `message`.
+    pub fn warnings_starting(&self, message: &str) -> Vec<serde_json::Value> {
+        let lines = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"].as_str().is_some_and(|m| m.starts_with(message)))
+            .collect()
     }
 
     /// Polls until `f` holds (a guard against hangs, not a timing assertion).
