@@ -397,6 +397,32 @@ mod tests {
     }
 
     #[test]
+    fn spans_go_to_the_traces_endpoint_else_the_otlp_one_and_the_ratio_is_bounded() {
+        let env = |vars: &[(&str, &str)]| Sources {
+            env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        let off = load(env(&[])).expect("defaults");
+        assert_eq!(off.config.monitoring.traces_endpoint(), None, "no endpoint: tracing off");
+        let otlp = load(env(&[("COMPOZY_MONITORING_OTLP_ENDPOINT", "http://c:4318")])).expect("otlp");
+        assert_eq!(otlp.config.monitoring.traces_endpoint(), Some("http://c:4318"));
+        let own = load(env(&[
+            ("COMPOZY_MONITORING_OTLP_ENDPOINT", "http://c:4318"),
+            ("COMPOZY_MONITORING_TRACING_ENDPOINT", "http://t:4318"),
+        ]))
+        .expect("own endpoint");
+        assert_eq!(own.config.monitoring.traces_endpoint(), Some("http://t:4318"));
+        let disabled = load(env(&[
+            ("COMPOZY_MONITORING_OTLP_ENDPOINT", "http://c:4318"),
+            ("COMPOZY_MONITORING_TRACING_ENABLED", "false"),
+        ]))
+        .expect("disabled");
+        assert_eq!(disabled.config.monitoring.traces_endpoint(), None);
+        let err = load(env(&[("COMPOZY_MONITORING_TRACING_SAMPLE_RATIO", "1.5")])).expect_err("over 1").to_string();
+        assert!(err.contains("`monitoring.tracing.sample_ratio`"), "{err}");
+    }
+
+    #[test]
     fn errors_about_secrets_never_print_them() {
         let err = load(Sources {
             env: vec![("COMPOZY_MONITORING_OTLP_HEADERS".into(), "authorization=Bearer abc123".into())],

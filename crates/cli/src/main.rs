@@ -181,7 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let loaded = load(sources(cli.config, Vec::new()))?;
-            logging::init(&loaded.config.log)?;
+            logging::init(&loaded.config.log, None)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let config = &loaded.config;
@@ -231,7 +231,7 @@ fn create_user(
     let flags =
         data_dir.map(|d| ("data_dir", "data-dir", Value::String(d.display().to_string()))).into_iter().collect();
     let loaded = load(sources(config, flags))?;
-    logging::init(&loaded.config.log)?;
+    logging::init(&loaded.config.log, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let config = &loaded.config;
@@ -262,9 +262,15 @@ fn serve_command(
         flags.push(("data_dir", "data-dir", Value::String(d.display().to_string())));
     }
     let loaded = load(sources(config, flags))?;
-    logging::init(&loaded.config.log)?;
-    install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve::run(loaded, serves))?;
-    Ok(())
+    // Before logging: the subscriber is built once, with the exporter's layer in it.
+    let tracing = serve::start_tracing(&loaded.config, runtime.handle().clone())?;
+    logging::init(&loaded.config.log, tracing.as_ref())?;
+    install_panic_hook();
+    let served = runtime.block_on(serve::run(loaded, serves));
+    // Off the runtime's threads (the flush's requests run on them), before the runtime goes.
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
+    }
+    served
 }

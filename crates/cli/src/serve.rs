@@ -10,6 +10,7 @@ use compozy_server::{AppBuilder, api};
 use compozy_store::{Cache, Store};
 use compozy_telemetry::otlp::{Exporter, OtlpOptions};
 use compozy_telemetry::process::{self, BuildInfo};
+use compozy_telemetry::traces::{Tracing, TracingOptions};
 use compozy_telemetry::{Registry, RegistryOptions};
 use compozy_worker::Worker;
 use tokio::net::TcpListener;
@@ -258,4 +259,20 @@ fn start_otlp(
     let exporter = Exporter::new(registry.clone(), options).context("cannot build the OTLP client")?;
     tracing::info!(interval = ?otlp.interval, "pushing metrics over OTLP");
     Ok(Some(tokio::spawn(exporter.run(stopped))))
+}
+
+/// Starts exporting spans when a traces endpoint is configured (`monitoring.tracing.endpoint`,
+/// else `monitoring.otlp.endpoint`); the collector's headers and timeout are `monitoring.otlp`'s.
+pub fn start_tracing(config: &Config, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<Tracing>> {
+    let monitoring = &config.monitoring;
+    let Some(endpoint) = monitoring.traces_endpoint() else { return Ok(None) };
+    let options = TracingOptions {
+        endpoint: endpoint.to_string(),
+        headers: monitoring.otlp.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
+        timeout: monitoring.otlp.timeout,
+        sample_ratio: monitoring.tracing.sample_ratio,
+        service_name: config.project.name.clone(),
+        service_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    Ok(Some(Tracing::start(&options, runtime)?))
 }

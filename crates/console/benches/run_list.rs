@@ -173,6 +173,7 @@ async fn insert(worker: &Worker, runs: usize) {
                         queue: "bench".into(),
                         max_attempts: 1,
                         available_at: now + 86_400_000,
+                        traceparent: None,
                     },
                 }
             })

@@ -4,6 +4,8 @@
 //!   for its per-route body check); that tagged router inside our metrics layer; the bare
 //!   router inside the `axum-prometheus` layer.
 //! - `stack_*`: the engine's full middleware stack with and without the metrics layer.
+//! - `stack_full_traced_*`: the full stack with tracing on (a server span per request, exported
+//!   over OTLP to a sink in this process) at sample ratios 0, 0.01 and 1.
 //!
 //! Allocations per request of each variant are counted and printed after the timings, then the
 //! layer's cost in the stack is measured once more as a paired difference: batches of the two
@@ -114,6 +116,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("router_with_axum_prometheus", |b| b.to_async(&rt).iter(|| call(&theirs)));
     g.bench_function("stack_without_metrics", |b| b.to_async(&rt).iter(|| call(&unmetered)));
     g.bench_function("stack_full", |b| b.to_async(&rt).iter(|| call(&full)));
+    for (name, tracer) in tracers() {
+        let _on = Traced::on(&tracer);
+        g.bench_function(format!("stack_full_traced_{name}"), |b| b.to_async(&rt).iter(|| call(&full)));
+    }
     g.finish();
 
     eprintln!("allocations per request:");
@@ -174,8 +180,107 @@ fn paired(_: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let app = stack();
     let [q1, median, q3] = paired_difference(&rt, &app.service_unmetered(), &app.service(), 2_000);
-    eprintln!("metrics layer in the stack, paired (2,000 alternated batches of 250 requests):");
+    eprintln!("metrics layer in the stack (tracing off), paired (2,000 alternated batches of 250 requests):");
     eprintln!("  median {median:+.0} ns per request (quartiles {q1:+.0} .. {q3:+.0} ns)");
+    let full = app.service();
+    for (name, tracer) in tracers() {
+        let [q1, median, q3] = paired_tracing(&rt, &full, &tracer, 1_000);
+        eprintln!("tracing on at ratio {name} vs off, full stack, paired (1,000 alternated batches of 250 requests):");
+        eprintln!("  median {median:+.0} ns per request (quartiles {q1:+.0} .. {q3:+.0} ns)");
+    }
+}
+
+// ---- Tracing on ------------------------------------------------------------------------------
+
+/// A subscriber with the exporter's layer at one sample ratio.
+struct Tracer {
+    dispatch: tracing::Dispatch,
+    _tracing: compozy_telemetry::traces::Tracing,
+}
+
+/// While alive: tracing on, and `tracer`'s subscriber this thread's (the benchmark runtime
+/// runs on it). Dropped: tracing off again.
+struct Traced(#[allow(dead_code)] tracing::dispatcher::DefaultGuard);
+
+impl Traced {
+    fn on(tracer: &Tracer) -> Traced {
+        compozy_telemetry::traces::force_enabled(true);
+        Traced(tracing::dispatcher::set_default(&tracer.dispatch))
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        compozy_telemetry::traces::force_enabled(false);
+    }
+}
+
+/// The OTLP sink the exporters post to, and its runtime (which also runs their requests).
+fn sink() -> &'static (tokio::runtime::Runtime, String) {
+    static SINK: std::sync::OnceLock<(tokio::runtime::Runtime, String)> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind sink");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+        rt.spawn(async move { axum::serve(listener, app).await });
+        (rt, url)
+    })
+}
+
+fn tracers() -> Vec<(&'static str, Tracer)> {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (rt, url) = sink();
+    let tracers = [("0", 0.0), ("0.01", 0.01), ("1", 1.0)].map(|(name, ratio)| {
+        let options = compozy_telemetry::traces::TracingOptions {
+            endpoint: url.clone(),
+            headers: Vec::new(),
+            timeout: std::time::Duration::from_secs(5),
+            sample_ratio: ratio,
+            service_name: "bench".into(),
+            service_version: "0".into(),
+        };
+        let tracing = compozy_telemetry::traces::Tracing::start(&options, rt.handle().clone()).expect("tracer");
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(tracing.layer()));
+        (name, Tracer { dispatch, _tracing: tracing })
+    });
+    // `start` turns tracing on; each measurement turns it on only while it runs.
+    compozy_telemetry::traces::force_enabled(false);
+    tracers.into()
+}
+
+/// [`paired_difference`] of one service with tracing off (`a`) and on with `tracer` (`b`).
+fn paired_tracing<S, B>(rt: &tokio::runtime::Runtime, svc: &S, tracer: &Tracer, rounds: usize) -> [f64; 3]
+where
+    S: Service<Request<Body>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    const BATCH: u32 = 250;
+    let batch = |traced: bool| {
+        let _on = traced.then(|| Traced::on(tracer));
+        rt.block_on(async {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                call(svc).await;
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(BATCH)
+        })
+    };
+    let mut diffs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (off, on) = if round % 2 == 0 {
+            let off = batch(false);
+            (off, batch(true))
+        } else {
+            let on = batch(true);
+            (batch(false), on)
+        };
+        diffs.push(on - off);
+    }
+    diffs.sort_by(f64::total_cmp);
+    [diffs[rounds / 4], diffs[rounds / 2], diffs[rounds * 3 / 4]]
 }
 
 criterion_group!(benches, bench, paired);

@@ -71,6 +71,7 @@ pub struct MonitoringConfig {
     /// Per-family caps by metric name, e.g. `compozy_auth_rate_limit_hits_total: 500`.
     pub series_limits: BTreeMap<String, usize>,
     pub otlp: OtlpConfig,
+    pub tracing: TracingConfig,
 }
 
 impl Default for MonitoringConfig {
@@ -83,6 +84,7 @@ impl Default for MonitoringConfig {
             series_limit: 2000,
             series_limits: BTreeMap::new(),
             otlp: OtlpConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -108,6 +110,36 @@ impl Default for OtlpConfig {
             timeout: Duration::from_secs(10),
             headers: BTreeMap::new(),
         }
+    }
+}
+
+/// Spans exported over OTLP (docs/tracing.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// `false` exports no spans even when an endpoint is set.
+    pub enabled: bool,
+    /// Collector base URL for spans; unset, spans go to `monitoring.otlp.endpoint` (with its
+    /// headers and timeout). Tracing is off when neither is set.
+    pub endpoint: Option<String>,
+    /// Share of new traces sampled, 0 to 1; a request that arrives with a `traceparent` keeps
+    /// its caller's decision (parent-based sampling).
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self { enabled: true, endpoint: None, sample_ratio: 0.01 }
+    }
+}
+
+impl MonitoringConfig {
+    /// The collector spans are exported to, when tracing is on.
+    pub fn traces_endpoint(&self) -> Option<&str> {
+        if !self.tracing.enabled {
+            return None;
+        }
+        self.tracing.endpoint.as_deref().or(self.otlp.endpoint.as_deref())
     }
 }
 
@@ -159,6 +191,22 @@ impl MonitoringConfig {
                 key: "monitoring.otlp.endpoint",
                 value: endpoint.clone(),
                 expected: "an http:// or https:// URL",
+            });
+        }
+        if let Some(endpoint) = &self.tracing.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(InvalidConfig {
+                key: "monitoring.tracing.endpoint",
+                value: endpoint.clone(),
+                expected: "an http:// or https:// URL",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.tracing.sample_ratio) {
+            return Err(InvalidConfig {
+                key: "monitoring.tracing.sample_ratio",
+                value: self.tracing.sample_ratio.to_string(),
+                expected: "a number from 0 to 1",
             });
         }
         Ok(())

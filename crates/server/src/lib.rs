@@ -11,6 +11,6 @@ pub mod problem;
 pub mod serve;
 
 pub use app::{App, AppBuilder, HttpService};
-pub use config::{MonitoringConfig, OtlpConfig, ServerConfig};
+pub use config::{MonitoringConfig, OtlpConfig, ServerConfig, TracingConfig};
 pub use problem::Problem;
 pub use serve::{serve, shutdown_signal};

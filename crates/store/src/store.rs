@@ -169,11 +169,22 @@ impl Store {
     /// call, successful or not; a timeout also counts in `*_connection_timeouts_total`, a connect
     /// that failed at once in `*_connection_errors_total`.
     pub async fn acquire(&self) -> Result<StoreConn, StoreError> {
+        use tracing::Instrument;
         let mut timer = AcquireTimer { metrics: &self.inner.metrics, start: Instant::now(), end: AcquireEnd::Done };
-        let result = match &self.inner.pool {
-            Pool::Postgres(p) => p.acquire().await.map(StoreConn::Postgres),
-            Pool::Sqlite(p) => p.acquire().await.map(StoreConn::Sqlite),
-        };
+        // A client span only inside a request's or a task's trace (never a root of its own).
+        let span = compozy_telemetry::child_span!(
+            "store.acquire",
+            otel.kind = "client",
+            db.system.name = if self.inner.backend == "postgres" { "postgresql" } else { "sqlite" },
+        );
+        let result = async {
+            match &self.inner.pool {
+                Pool::Postgres(p) => p.acquire().await.map(StoreConn::Postgres),
+                Pool::Sqlite(p) => p.acquire().await.map(StoreConn::Sqlite),
+            }
+        }
+        .instrument(span)
+        .await;
         timer.end = AcquireEnd::of(&result);
         drop(timer);
         result.map_err(|e| StoreError::from_sqlx(self.inner.backend, e))

@@ -17,12 +17,14 @@
 
 pub mod catalog;
 pub mod docs;
+pub mod exemplar;
 pub mod exposition;
 pub mod family;
 pub mod instruments;
 pub mod otlp;
 pub mod process;
 pub mod registry;
+pub mod traces;
 
 pub use exposition::{Format, render};
 pub use family::{Family, OVERFLOW};

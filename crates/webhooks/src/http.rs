@@ -13,6 +13,7 @@ use compozy_core::{cursor, timestamp};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::Webhooks;
 use crate::deliveries::{self, Filter};
@@ -39,21 +40,49 @@ async fn receive(State(w): State<Webhooks>, Path(slug): Path<String>, headers: H
 impl Webhooks {
     /// Runs one delivery through the pipeline and records its metrics (exactly one
     /// `deliveries_total` increment, whatever the ending).
+    ///
+    /// With tracing on, the delivery is one span (its steps are children) and its metrics are
+    /// recorded inside it, so the processing duration's exemplar names its trace.
     pub(crate) async fn handle(&self, req: Request<'_>) -> Response {
-        let started = Instant::now();
-        let outcome = self.inner.process(req).await;
-        let result = match &outcome.result {
-            Ok(_) => crate::metrics::DeliveryResult::Accepted,
-            Err(stop) => stop.result(),
+        let span = compozy_telemetry::span!(
+            "webhook.delivery",
+            webhook.source = tracing::field::Empty,
+            webhook.event = tracing::field::Empty,
+            webhook.result = tracing::field::Empty,
+            run.id = tracing::field::Empty,
+        );
+        let delivery = async {
+            let started = Instant::now();
+            let outcome = self.inner.process(req).await;
+            let result = match &outcome.result {
+                Ok(_) => crate::metrics::DeliveryResult::Accepted,
+                Err(stop) => stop.result(),
+            };
+            self.inner.metrics.ended(&Ended {
+                source: &outcome.source,
+                event_type: &outcome.event_type,
+                result,
+                payload_size: outcome.payload_size,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            outcome_fields(&tracing::Span::current(), &outcome, result.label());
+            respond(outcome)
         };
-        self.inner.metrics.ended(&Ended {
-            source: &outcome.source,
-            event_type: &outcome.event_type,
-            result,
-            payload_size: outcome.payload_size,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        respond(outcome)
+        delivery.instrument(span).await
+    }
+}
+
+/// The delivery span's attributes: bounded values only (the source and event are the project's
+/// own names, as in the metrics' labels).
+fn outcome_fields(span: &tracing::Span, outcome: &Outcome, result: &str) {
+    if span.is_none() {
+        return;
+    }
+    span.record("webhook.source", outcome.source.as_str());
+    span.record("webhook.event", outcome.event_type.as_str());
+    span.record("webhook.result", result);
+    if let Ok(accepted) = &outcome.result {
+        span.record("run.id", accepted.run_id.as_str());
     }
 }
 

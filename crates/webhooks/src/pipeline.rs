@@ -19,6 +19,7 @@ use compozy_worker::WorkerError;
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::deliveries::NewDelivery;
 use crate::metrics::{DeliveryResult as Res, NO_EVENT, UNKNOWN};
@@ -106,7 +107,8 @@ impl Inner {
         };
         let source = hook.source();
         let limit = usize::try_from(hook.body_limit.unwrap_or(self.config.default_body_limit)).unwrap_or(usize::MAX);
-        let raw = match tokio::time::timeout(self.config.body_timeout, read_body(req.headers, req.body, limit)).await {
+        let reading = tokio::time::timeout(self.config.body_timeout, read_body(req.headers, req.body, limit));
+        let raw = match reading.instrument(compozy_telemetry::span!("webhook.read_body")).await {
             Ok(Ok(b)) => b,
             Ok(Err(stop)) => return Outcome::stop(source, NO_EVENT, None, stop),
             Err(_) => return Outcome::stop(source, NO_EVENT, None, Stop::BodyTimeout),
@@ -127,7 +129,8 @@ impl Inner {
         let claim = if replay { None } else { dedupe::delivery_id(hook, req.headers, &body, &raw) };
         let claim = claim.map(|id| dedupe::cache_key(req.slug, &id));
         if let Some(key) = &claim {
-            match dedupe::claim(&self.cache, key, self.config.in_progress_ttl).await {
+            let claiming = dedupe::claim(&self.cache, key, self.config.in_progress_ttl);
+            match claiming.instrument(compozy_telemetry::span!("webhook.dedupe")).await {
                 Ok(dedupe::Claim::New) => {}
                 Ok(dedupe::Claim::Succeeded) => return Outcome::stop(source, NO_EVENT, size, Stop::Duplicate),
                 Ok(dedupe::Claim::InProgress) => return Outcome::stop(source, NO_EVENT, size, Stop::InProgress),
@@ -150,6 +153,7 @@ impl Inner {
         if hook.verify.method == VerifyMethod::None {
             return Ok(());
         }
+        let _span = compozy_telemetry::span!("webhook.verify").entered();
         let started = Instant::now();
         let checked = verify::verify(&hook.verify, headers, raw, unix_now());
         self.metrics.verified(hook.source(), started.elapsed().as_secs_f64());
@@ -167,25 +171,12 @@ impl Inner {
         headers: &HeaderMap,
         dedupe_key: Option<String>,
     ) -> (String, Result<Accepted, Stop>) {
-        let ctx = input::context(body, headers);
-        let event = match input::select(d.hook, &self.cel, &ctx) {
-            Ok(Some(e)) => Some(e),
-            // A webhook without events starts its workflow with the body for every delivery.
-            Ok(None) if d.hook.events.is_empty() => None,
-            Ok(None) => return (NO_EVENT.into(), Err(Stop::NoMatch)),
-            Err(_) => return (NO_EVENT.into(), Err(Stop::BadRequest("an event filter could not be evaluated"))),
+        let selected =
+            compozy_telemetry::span!("webhook.filter_render").in_scope(|| self.filter_render(d, body, headers));
+        let (name, run_input) = match selected {
+            Ok(selected) => selected,
+            Err((name, stop)) => return (name, Err(stop)),
         };
-        let name = event.map_or(DEFAULT_EVENT, |e| e.name.as_str()).to_string();
-        let run_input = match event.and_then(|e| e.input.as_ref()) {
-            Some(t) => input::render(t, &ctx),
-            None => body.clone(),
-        };
-        if let Some(schema) = event.and_then(|e| e.compiled.schema.as_ref())
-            && !schema.is_valid(&run_input)
-        {
-            let detail = format!("the input of event `{name}` does not match its schema");
-            return (name, Err(Stop::SchemaError(detail)));
-        }
         let run = match self.worker.new_run(d.workflow_id, &run_input) {
             Ok(run) => run,
             Err(e) => return (name, Err(worker_stop(&e))),
@@ -203,11 +194,42 @@ impl Inner {
             created_at: unix_ms(),
         };
         let delivery_id = delivery.id.clone();
-        let result = match self.starter.start(run, delivery).await {
+        let commit = self.starter.start(run, delivery).instrument(compozy_telemetry::span!("webhook.store_commit"));
+        let result = match commit.await {
             Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: name.clone() }),
             Err(e) => Err(worker_stop(&e)),
         };
         (name, result)
+    }
+
+    /// Filter and render: the event the delivery matches and its run's input (checked against
+    /// the event's schema), or why it stops, with the event type label.
+    fn filter_render(
+        &self,
+        d: &DeliveryCtx<'_>,
+        body: &Value,
+        headers: &HeaderMap,
+    ) -> Result<(String, Value), (String, Stop)> {
+        let ctx = input::context(body, headers);
+        let event = match input::select(d.hook, &self.cel, &ctx) {
+            Ok(Some(e)) => Some(e),
+            // A webhook without events starts its workflow with the body for every delivery.
+            Ok(None) if d.hook.events.is_empty() => None,
+            Ok(None) => return Err((NO_EVENT.into(), Stop::NoMatch)),
+            Err(_) => return Err((NO_EVENT.into(), Stop::BadRequest("an event filter could not be evaluated"))),
+        };
+        let name = event.map_or(DEFAULT_EVENT, |e| e.name.as_str()).to_string();
+        let run_input = match event.and_then(|e| e.input.as_ref()) {
+            Some(t) => input::render(t, &ctx),
+            None => body.clone(),
+        };
+        if let Some(schema) = event.and_then(|e| e.compiled.schema.as_ref())
+            && !schema.is_valid(&run_input)
+        {
+            let detail = format!("the input of event `{name}` does not match its schema");
+            return Err((name, Stop::SchemaError(detail)));
+        }
+        Ok((name, run_input))
     }
 
     /// Success (2xx) marks the key succeeded; any failure releases it for the sender's retry.

@@ -180,9 +180,16 @@ pub async fn http(
     if let Some(b) = body {
         req = req.header(http::header::CONTENT_TYPE, "application/json").body(b.to_string());
     }
+    // The target continues this trace (W3C Trace Context) when tracing is on.
+    if let Some(traceparent) = compozy_telemetry::traces::traceparent() {
+        req = req.header("traceparent", traceparent);
+    }
     let call = async {
         let resp = req.send().await.map_err(|e| describe(&e))?;
         let status = resp.status();
+        if compozy_telemetry::traces::enabled() {
+            tracing::Span::current().record("http.response.status_code", i64::from(status.as_u16()));
+        }
         let bytes = read_body(resp, cap).await?;
         Ok::<_, String>((status, bytes))
     };

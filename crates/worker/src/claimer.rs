@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 use crate::clock::{millis, now_ms};
 use crate::completer::Completer;
 use crate::context::{Context, Inflight};
-use crate::execute::{Slots, execute};
+use crate::execute::{Slots, attempt_span, execute};
 
 /// How long shutdown waits for the last successes to be written before releasing leases.
 const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -95,13 +96,15 @@ impl Claimer {
                 // Cannot happen (slots were counted above); the lease expires and is rescued.
                 continue;
             };
-            ctx.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0);
+            // Inside the attempt's span: the schedule-to-start exemplar names its trace.
+            let span = attempt_span(&task);
+            span.in_scope(|| ctx.metrics.schedule_to_start((claimed_at - task.available_at) as f64 / 1000.0));
             ctx.metrics.snapshot.workflows.fetch_add(1, Ordering::Relaxed);
             let (lost, on_lost) = oneshot::channel();
             ctx.inflight.lock().insert(task.token.clone(), Inflight { task_id: task.id.clone(), lost });
             let (ctx, completer) = (ctx.clone(), self.completer.clone());
-            self.running
-                .spawn(async move { execute(ctx, task, Slots { workflow, activity }, completer, on_lost).await });
+            let attempt = async move { execute(ctx, task, Slots { workflow, activity }, completer, on_lost).await };
+            self.running.spawn(attempt.instrument(span));
         }
         full
     }

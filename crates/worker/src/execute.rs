@@ -1,6 +1,9 @@
 //! One claimed attempt, from its claim to its recorded end: resolve the workflow and the
 //! template context, run the activity within its slot (stopped when the lease is lost), then
 //! hand a success to the completer or record the failure (retry, dead-letter or fail).
+//!
+//! With tracing on, each attempt is a span ([`attempt_span`]) with the activity and the
+//! recording of its outcome as children; the activity's duration is recorded inside it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,7 +11,9 @@ use std::time::Instant;
 
 use compozy_autoload::ToolRules;
 use compozy_autoload::resources::{Action, Workflow};
+use compozy_telemetry::traces;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tracing::Instrument;
 
 use crate::activity::{self, Limits, Outcome};
 use crate::clock::{millis, now_ms};
@@ -53,11 +58,67 @@ pub(crate) async fn execute(
         ended = attempt => Some(ended),
         Ok(()) = lost => None,
     };
+    let outcome = ended.as_ref().map_or("lost", |(_, outcome)| outcome.label());
+    outcome_fields(&tracing::Span::current(), outcome);
     if let Some((workflow, outcome)) = ended {
         let held = Held { _gauge: workflow_gauge, _slot: slots.workflow };
-        record(&ctx, &completer, workflow, &task, outcome, held).await;
+        let span = compozy_telemetry::span!("task.complete");
+        record(&ctx, &completer, workflow, &task, outcome, held).instrument(span).await;
     }
     ctx.inflight.lock().remove(&task.token);
+}
+
+/// The span of one attempt, from its claim to its recorded end (none with tracing off). The
+/// first attempt continues the trace that enqueued the task; a retry or a rescue (attempt > 1)
+/// starts its own trace, linked to the enqueuer's span.
+pub(crate) fn attempt_span(task: &Claimed) -> tracing::Span {
+    let span = compozy_telemetry::span!(
+        "task.attempt",
+        otel.status_code = tracing::field::Empty,
+        task.id = %task.id,
+        task.name = %task.name,
+        task.kind = task.kind.as_str(),
+        task.attempt = task.attempt,
+        task.queue = %task.queue,
+        task.outcome = tracing::field::Empty,
+        run.id = %task.run_id,
+    );
+    if span.is_none() {
+        return span;
+    }
+    match task.traceparent.as_deref() {
+        Some(parent) if task.attempt <= 1 => traces::set_parent(&span, parent),
+        Some(enqueuer) => {
+            traces::set_root(&span);
+            traces::add_link(&span, enqueuer);
+        }
+        None => traces::set_root(&span),
+    }
+    span
+}
+
+fn outcome_fields(span: &tracing::Span, outcome: &'static str) {
+    if span.is_none() {
+        return;
+    }
+    span.record("task.outcome", outcome);
+    if outcome != "success" {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// The activity's span: a tool run, an HTTP call (a client span) or a wait.
+fn activity_span(action: &Action) -> tracing::Span {
+    match action {
+        Action::Wait(_) => compozy_telemetry::span!("activity.wait"),
+        Action::Tool(t) => compozy_telemetry::span!("activity.tool", tool.id = %t.tool.as_str()),
+        Action::Http(h) => compozy_telemetry::span!(
+            "activity.http",
+            otel.kind = "client",
+            http.request.method = %h.method,
+            http.response.status_code = tracing::field::Empty,
+        ),
+    }
 }
 
 /// What a task holds until its outcome is recorded, or, for a success, handed to the flusher.
@@ -107,29 +168,32 @@ async fn run_activity(
     let started = Instant::now();
     let c = &ctx.config;
     let limits = Limits { stdout: c.max_output_bytes, stderr: c.max_stderr_bytes, response: c.max_response_bytes };
-    let outcome = match &def.action {
-        Action::Wait(w) => activity::wait(w.duration, def.timeout).await,
-        Action::Tool(t) => {
-            let registry = ctx.project.registry();
-            match registry.tool(t.tool.as_str()) {
-                None => Outcome::Permanent(format!("tool `{}` is not loaded", t.tool)),
-                Some(tool) => {
-                    let input = t.input.as_ref().map_or(serde_json::Value::Null, |i| template::render(i, &vars));
-                    match ToolRules::new(&ctx.project.root(), &c.allowed_commands) {
-                        Ok(rules) => activity::tool(tool, &rules, &input, def.timeout, limits).await,
-                        Err(e) => Outcome::Error(format!("project root: {}", e.kind())),
+    let activity = async {
+        match &def.action {
+            Action::Wait(w) => activity::wait(w.duration, def.timeout).await,
+            Action::Tool(t) => {
+                let registry = ctx.project.registry();
+                match registry.tool(t.tool.as_str()) {
+                    None => Outcome::Permanent(format!("tool `{}` is not loaded", t.tool)),
+                    Some(tool) => {
+                        let input = t.input.as_ref().map_or(serde_json::Value::Null, |i| template::render(i, &vars));
+                        match ToolRules::new(&ctx.project.root(), &c.allowed_commands) {
+                            Ok(rules) => activity::tool(tool, &rules, &input, def.timeout, limits).await,
+                            Err(e) => Outcome::Error(format!("project root: {}", e.kind())),
+                        }
                     }
                 }
             }
+            Action::Http(h) => match &ctx.http {
+                None => Outcome::Permanent("no HTTP client could be built".into()),
+                Some(client) => {
+                    let body = h.body.as_ref().map(|b| template::render(b, &vars));
+                    activity::http(client, h, body, def.timeout, limits.response).await
+                }
+            },
         }
-        Action::Http(h) => match &ctx.http {
-            None => Outcome::Permanent("no HTTP client could be built".into()),
-            Some(client) => {
-                let body = h.body.as_ref().map(|b| template::render(b, &vars));
-                activity::http(client, h, body, def.timeout, limits.response).await
-            }
-        },
     };
+    let outcome = activity.instrument(activity_span(&def.action)).await;
     ctx.metrics.activity(task.kind, outcome.label(), started.elapsed().as_secs_f64());
     drop(slot);
     outcome

@@ -205,6 +205,8 @@ pub fn new_task(workflow: &Workflow, run_id: &str, position: usize, queue: &str,
         queue: queue.to_string(),
         max_attempts: i32::try_from(task.retry.max_attempts).unwrap_or(1).max(1),
         available_at,
+        // The enqueuer's span: the task's first attempt continues its trace.
+        traceparent: compozy_telemetry::traces::traceparent(),
     })
 }
 

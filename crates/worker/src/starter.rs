@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use compozy_store::{StoreError, Unavailable};
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tracing::Instrument;
 
 use compozy_core::gather::gather;
 
@@ -53,13 +54,21 @@ impl<C: Companion> Starter<C> {
         Starter { tx }
     }
 
-    /// Stores `run` and `row` together; `Ok` once committed.
-    pub async fn start(&self, run: NewRun, row: C) -> Result<String, WorkerError> {
-        let (reply, answer) = oneshot::channel();
-        let id = run.id.clone();
-        self.tx.send(Pending { run, row, reply }).map_err(|_| WorkerError::Stopped)?;
-        answer.await.map_err(|_| WorkerError::Stopped)??;
-        Ok(id)
+    /// Stores `run` and `row` together; `Ok` once committed. With tracing on this is the run's
+    /// start span, and its first task is enqueued as a child of it.
+    pub async fn start(&self, mut run: NewRun, row: C) -> Result<String, WorkerError> {
+        let span = compozy_telemetry::span!("run.start", run.id = %run.id, workflow.id = %run.workflow_id);
+        let start = async {
+            if let Some(traceparent) = compozy_telemetry::traces::traceparent() {
+                run.first.traceparent = Some(traceparent);
+            }
+            let (reply, answer) = oneshot::channel();
+            let id = run.id.clone();
+            self.tx.send(Pending { run, row, reply }).map_err(|_| WorkerError::Stopped)?;
+            answer.await.map_err(|_| WorkerError::Stopped)??;
+            Ok(id)
+        };
+        start.instrument(span).await
     }
 }
 

@@ -12,6 +12,7 @@ use compozy_core::Secret;
 use compozy_store::Store;
 use compozy_telemetry::Registry;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 use crate::context::Context;
@@ -106,7 +107,9 @@ impl Worker {
         let workflow =
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
         check_input(workflow, input)?;
-        let id = self.ctx.queue.start_run(workflow, input, &self.ctx.config.queue).await?;
+        // The first task is enqueued inside this span: its attempt continues the trace.
+        let span = compozy_telemetry::span!("run.start", workflow.id = %workflow_id);
+        let id = self.ctx.queue.start_run(workflow, input, &self.ctx.config.queue).instrument(span).await?;
         self.ctx.wake.notify_one();
         Ok(id)
     }

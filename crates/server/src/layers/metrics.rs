@@ -6,6 +6,9 @@
 //! - Request bytes are counted by wrapping the request body, so chunked uploads count what
 //!   the handler actually read; response bytes by wrapping the response body.
 //! - Per-request state is a pooled cell: after warm-up the layer allocates nothing.
+//! - With tracing on, each request gets a server span (parent: the inbound `traceparent`), the
+//!   handler runs inside it, and the request is recorded inside it (the duration's exemplar).
+//!   With tracing off no span is built: one relaxed load decides.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -111,8 +114,12 @@ where
         // A body that is already at its end (most GETs) has 0 bytes: no counter needed.
         let cell = (!req.body().is_end_stream()).then(cells::take);
         let req = req.map(|inner| CountingBody { inner, cell: cell.clone() });
+        let span = compozy_telemetry::traces::enabled().then(|| server_span(&req, method));
         let saved = route_tag::enter();
-        let future = self.inner.call(req);
+        let future = {
+            let _entered = span.as_ref().map(tracing::Span::enter);
+            self.inner.call(req)
+        };
         let tagged = route_tag::leave(saved);
         let mut guard = Finish {
             shared: self.shared,
@@ -123,6 +130,7 @@ where
             status: None,
             response_bytes: 0,
             request_id: None,
+            span,
         };
         if let Some(route) = tagged {
             guard.route = route;
@@ -145,6 +153,43 @@ struct Finish {
     response_bytes: u64,
     /// Kept only when the log line will be written (5xx, or debug logging on).
     request_id: Option<HeaderValue>,
+    /// The server span, when tracing is on.
+    span: Option<tracing::Span>,
+}
+
+/// The request's server span (semantic conventions: the route and status are recorded when
+/// known). A `traceparent` header makes it a child of the caller's span.
+fn server_span<B>(req: &Request<B>, method: usize) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: "compozy::http",
+        "HTTP",
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = crate::http_metrics::METHODS[method],
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        compozy_telemetry::traces::set_parent(&span, parent);
+    }
+    span
+}
+
+/// The route, status and name of a finished request's span.
+fn finish_span(span: &tracing::Span, metrics: &HttpMetrics, e: &RequestFinished) {
+    let method = crate::http_metrics::METHODS[e.method];
+    let status = e.status.as_u16();
+    if e.route != 0 {
+        let route = metrics.route(e.route);
+        span.record("http.route", route);
+        compozy_telemetry::traces::rename(span, format!("{method} {route}"));
+    } else {
+        compozy_telemetry::traces::rename(span, method.to_string());
+    }
+    span.record("http.response.status_code", i64::from(status));
+    if e.status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// nginx's code for "client closed the request before the response was sent".
@@ -171,6 +216,12 @@ impl Drop for Finish {
             request_bytes,
             response_bytes: self.response_bytes,
         };
+        let span = self.span.take();
+        // Inside the span: the duration's exemplar and the log line carry its trace.
+        let _entered = span.as_ref().map(|span| {
+            finish_span(span, &self.shared.metrics, &event);
+            span.enter()
+        });
         self.shared.metrics.finished(&event);
         log_finished(&self.shared.metrics, &event, self.request_id.as_ref());
         if let Some(cell) = self.cell.take() {
@@ -217,6 +268,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let span = this.guard.as_ref().and_then(|g| g.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let saved = route_tag::enter();
         let polled = this.future.poll(cx);
         if let (Some(route), Some(guard)) = (route_tag::leave(saved), this.guard.as_mut())

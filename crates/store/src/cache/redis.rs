@@ -163,7 +163,10 @@ impl RedisCache {
 
     /// Runs `cmd` through the pipeline (with the commands other callers issue meanwhile).
     async fn run<T: FromRedisValue>(&self, cmd: &mut redis::Cmd) -> Result<T, CacheError> {
-        let value = self.pipeline.send(std::mem::take(cmd)).await?;
+        use tracing::Instrument;
+        // A client span (inside a trace only): the wait for this command's pipelined reply.
+        let span = compozy_telemetry::child_span!("redis pipeline", otel.kind = "client", db.system.name = "redis");
+        let value = self.pipeline.send(std::mem::take(cmd)).instrument(span).await?;
         T::from_redis_value(value).map_err(|e| CacheError::Command(e.to_string()))
     }
 

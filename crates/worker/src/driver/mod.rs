@@ -43,6 +43,11 @@
 //! lock before taking a connection. Statements whose text both backends share are in [`sql`]
 //! (sqlx takes `$n` on SQLite too); each backend's own are in its module.
 //!
+//! Every task row is inserted with the W3C `traceparent` of the span that enqueued it
+//! ([`NewTask::traceparent`]; NULL with tracing off) and a claim returns it
+//! ([`Claimed::traceparent`]): the first attempt continues that trace, later attempts (retries,
+//! rescues) link to it. No transition changes it.
+//!
 //! A driver never reads the clock: every time it writes comes in its parameters (`now`).
 
 pub mod postgres;

@@ -31,12 +31,12 @@ const INSERT_RUNS: &str = "INSERT INTO workflow_runs (id, workflow_id, status, i
      SELECT id, workflow_id, 'pending', input, $4 FROM unnest($1::text[], $2::text[], $3::text[]) \
      AS r(id, workflow_id, input)";
 
-/// Many first tasks (arrays `$1`–`$8`) in one statement.
+/// Many first tasks (arrays `$1`–`$8` and `$10`) in one statement.
 const INSERT_TASKS: &str = "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, \
-     attempt, max_attempts, available_at, created_at) SELECT id, run_id, position, name, kind, queue, 'available', \
-     0, max_attempts, GREATEST(available_at, $9), $9 FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], \
-     $5::text[], $6::text[], $7::int4[], $8::int8[]) AS t(id, run_id, position, name, kind, queue, max_attempts, \
-     available_at)";
+     attempt, max_attempts, available_at, created_at, traceparent) SELECT id, run_id, position, name, kind, queue, \
+     'available', 0, max_attempts, GREATEST(available_at, $9), $9, traceparent FROM unnest($1::text[], $2::text[], \
+     $3::int4[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int8[], $10::text[]) AS t(id, run_id, position, \
+     name, kind, queue, max_attempts, available_at, traceparent)";
 
 /// One round trip per batch: lock ready rows others do not hold, lease them, mark their runs
 /// started, and return each with its run's workflow and input. Every sub-statement sees the
@@ -46,7 +46,7 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED (SELECT id FROM tasks WHERE que
      claimed AS (UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, lease_owner = $1, \
      lease_token = gen_random_uuid()::text, lease_expires_at = $2, started_at = $3 FROM picked WHERE t.id = picked.id \
      RETURNING t.id, t.run_id, t.position, t.name, t.kind, t.queue, t.attempt, t.max_attempts, t.rescues, \
-     t.lease_token, t.available_at), \
+     t.lease_token, t.available_at, t.traceparent), \
      started AS (UPDATE workflow_runs SET status = 'running', started_at = $3 \
      WHERE id IN (SELECT run_id FROM claimed WHERE position = 0) AND status = 'pending') \
      SELECT c.*, r.workflow_id, r.input FROM claimed c JOIN workflow_runs r ON r.id = c.run_id";
@@ -58,7 +58,7 @@ const EXTEND_LEASES: &str = "UPDATE tasks t SET lease_expires_at = $3 \
      FROM unnest($1::text[], $2::text[]) AS h(id, token) \
      WHERE t.id = h.id AND t.lease_token = h.token AND t.state = 'running' RETURNING t.lease_token";
 
-/// The successes of one batch in one statement. Per completed task (arrays `$1`–`$10`: its
+/// The successes of one batch in one statement. Per completed task (arrays `$1`–`$10`, `$12`: its
 /// lease token, id, output and its `next_*` task, NULL when it was the run's last): mark it
 /// succeeded (guarded by the token; a succeeded task keeps `lease_owner`, its last attempt's
 /// worker), then insert the run's next task if the run is still live, or finish the run; one
@@ -68,17 +68,18 @@ const EXTEND_LEASES: &str = "UPDATE tasks t SET lease_expires_at = $3 \
 /// `RETURNING`, so every later part reads `done` alone and the statement stays linear in the
 /// batch size (joins between CTEs, which the planner estimates at one row, were quadratic).
 const COMPLETE_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::text[], $3::text[], \
-     $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[], $1::text[]) AS d(id, output, \
-     next_id, next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at, token)), \
+     $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[], $1::text[], $12::text[]) \
+     AS d(id, output, next_id, next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at, \
+     token, next_traceparent)), \
      done AS (UPDATE tasks t SET state = 'succeeded', output = d.output, last_outcome = 'success', \
      last_error = NULL, lease_expires_at = NULL, lease_token = NULL, finished_at = $11 FROM d \
      WHERE t.id = d.id AND t.lease_token = d.token AND t.state = 'running' \
      RETURNING t.id, t.run_id, t.output, d.next_id, d.next_position, d.next_name, \
-     d.next_kind, d.next_queue, d.next_max_attempts, d.next_available_at), \
+     d.next_kind, d.next_queue, d.next_max_attempts, d.next_available_at, d.next_traceparent), \
      next AS (INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, max_attempts, \
-     available_at, created_at) SELECT done.next_id, done.run_id, done.next_position, done.next_name, \
+     available_at, created_at, traceparent) SELECT done.next_id, done.run_id, done.next_position, done.next_name, \
      done.next_kind, done.next_queue, 'available', 0, done.next_max_attempts, GREATEST(done.next_available_at, $11), \
-     $11 FROM done JOIN workflow_runs r ON r.id = done.run_id WHERE done.next_id IS NOT NULL \
+     $11, done.next_traceparent FROM done JOIN workflow_runs r ON r.id = done.run_id WHERE done.next_id IS NOT NULL \
      AND r.status IN ('pending', 'running') RETURNING queue), \
      finished AS (UPDATE workflow_runs r SET status = 'succeeded', output = done.output, finished_at = $11 \
      FROM done WHERE r.id = done.run_id AND done.next_id IS NULL AND r.status IN ('pending', 'running')), \
@@ -194,6 +195,7 @@ impl Driver for PostgresDriver {
                 .bind(next_column(batch, |n| n.max_attempts))
                 .bind(next_column(batch, |n| n.available_at))
                 .bind(p.now)
+                .bind(batch.iter().map(|s| s.next.as_ref().and_then(|n| n.traceparent.as_deref())).collect::<Vec<_>>())
                 .fetch_all(&mut *conn)
                 .await?;
             Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
@@ -432,6 +434,7 @@ async fn insert_first_tasks(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i
         .bind(runs.iter().map(|r| r.first.max_attempts).collect::<Vec<_>>())
         .bind(runs.iter().map(|r| r.first.available_at).collect::<Vec<_>>())
         .bind(now)
+        .bind(runs.iter().map(|r| r.first.traceparent.as_deref()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -17,6 +17,8 @@ pub struct NewTask {
     pub queue: String,
     pub max_attempts: i32,
     pub available_at: i64,
+    /// The enqueuing span's W3C `traceparent` (tracing on and inside a span).
+    pub traceparent: Option<String>,
 }
 
 /// A run to store with its first task; the id is chosen before the insert, so rows stored in
@@ -49,6 +51,8 @@ pub struct Claimed {
     /// The run's workflow and input, read with the claim so a task needs no read of its run.
     pub workflow_id: String,
     pub input: String,
+    /// The enqueuing span's W3C `traceparent`, if it was stored.
+    pub traceparent: Option<String>,
 }
 
 /// A succeeded attempt to record: its task's output and the run's next task (`None` when it
@@ -128,6 +132,7 @@ pub(super) fn claimed<R: Row>(row: &R) -> Result<Claimed, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database>,
     i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
@@ -145,6 +150,7 @@ where
         available_at: row.try_get("available_at")?,
         workflow_id: row.try_get("workflow_id")?,
         input: row.try_get("input")?,
+        traceparent: row.try_get("traceparent")?,
     })
 }
 

@@ -26,7 +26,7 @@ const INSERT_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status, in
      VALUES ($1, $2, 'pending', $3, $4)";
 
 const INSERT_TASK: &str = "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, \
-     max_attempts, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'available', 0, $7, $8, $8)";
+     max_attempts, available_at, created_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 'available', 0, $7, $8, $8, $9)";
 
 /// The single writer needs no row locks; the run's workflow and input ride along so a task
 /// needs no read of its run before it starts.
@@ -34,7 +34,7 @@ const CLAIM: &str = "UPDATE tasks SET state = 'running', attempt = attempt + 1, 
      lease_token = lower(hex(randomblob(16))), lease_expires_at = $2, started_at = $3 WHERE id IN (SELECT id FROM tasks WHERE queue = $4 \
      AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5) \
      RETURNING id, run_id, position, name, kind, queue, attempt, max_attempts, rescues, lease_token, \
-     available_at, (SELECT workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id) AS workflow_id, \
+     available_at, traceparent, (SELECT workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id) AS workflow_id, \
      (SELECT input FROM workflow_runs r WHERE r.id = tasks.run_id) AS input";
 
 const MARK_RUN_STARTED: &str =
@@ -420,6 +420,7 @@ async fn insert_task(tx: &mut sqlx::SqliteConnection, t: &NewTask, now: i64) -> 
         .bind(&t.queue)
         .bind(t.max_attempts)
         .bind(t.available_at.max(now))
+        .bind(t.traceparent.as_deref())
         .execute(&mut *tx)
         .await?;
     Ok(())
