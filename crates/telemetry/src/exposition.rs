@@ -1,7 +1,13 @@
 //! `/metrics` rendering: OpenMetrics text when the scraper asks for it, Prometheus text 0.0.4
 //! otherwise. prometheus-client's encoders write the text; our families feed them through its
 //! `Collector` interface.
+//!
+//! Exemplars appear in OpenMetrics only. prometheus-client can write exemplars only from its own
+//! exemplar metrics (its `Exemplar` has no public constructor), so the exemplars our histograms
+//! keep are gathered while the families are encoded and appended to their bucket lines
+//! afterwards. With no exemplar kept anywhere (no tracing) the text is the encoder's, untouched.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -9,7 +15,10 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit as PcUnit;
 
+use parking_lot::Mutex;
+
 use crate::catalog::{Kind, MetricDef, Unit};
+use crate::exemplar::Exemplar;
 use crate::family::{Collect, Sample};
 use crate::registry::Registry;
 
@@ -52,8 +61,9 @@ impl Format {
 
 /// Renders every family of `registry` in `format`.
 pub fn render(registry: &Arc<Registry>, format: Format) -> String {
+    let found = (format == Format::OpenMetrics).then(|| Arc::new(Mutex::new(Vec::new())));
     let mut pc = prometheus_client::registry::Registry::default();
-    pc.register_collector(Box::new(Families { registry: registry.clone() }));
+    pc.register_collector(Box::new(Families { registry: registry.clone(), exemplars: found.clone() }));
     let mut out = String::with_capacity(64 * 1024);
     let result = match format {
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &pc),
@@ -63,11 +73,54 @@ pub fn render(registry: &Arc<Registry>, format: Format) -> String {
     if let Err(e) = result {
         tracing::error!(error = %e, "metrics encoding failed");
     }
+    match found {
+        Some(found) if !found.lock().is_empty() => splice_exemplars(&out, &found.lock()),
+        _ => out,
+    }
+}
+
+/// The exemplars of one histogram family, keyed by the position of their bucket line among the
+/// family's bucket lines (series in encoding order, then buckets, +Inf last).
+#[derive(Debug)]
+struct FamilyExemplars {
+    /// The exposed family name, unit included, as its `# TYPE` line names it.
+    name: String,
+    by_line: BTreeMap<usize, Exemplar>,
+}
+
+/// Appends each kept exemplar to its bucket line. OpenMetrics escapes newlines in label values
+/// and help, so lines are samples or descriptors; a family's bucket lines follow its `# TYPE`
+/// line, each starting with `<name>_bucket{`, in the order the families were encoded.
+fn splice_exemplars(text: &str, found: &[FamilyExemplars]) -> String {
+    let mut out = String::with_capacity(text.len() + found.len() * 1024);
+    let mut current: Option<(&FamilyExemplars, String)> = None;
+    let mut line_index = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or_default();
+            current = found.iter().find(|f| f.name == name).map(|f| (f, format!("{name}_bucket{{")));
+            line_index = 0;
+        } else if let Some((family, prefix)) = &current
+            && line.starts_with(prefix.as_str())
+        {
+            let exemplar = family.by_line.get(&line_index);
+            line_index += 1;
+            if let Some(e) = exemplar {
+                out.push_str(line.trim_end_matches('\n'));
+                e.write_openmetrics(&mut out);
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
     out
 }
 
 struct Families {
     registry: Arc<Registry>,
+    /// Where histogram exemplars are gathered while encoding; `None` when the format has none.
+    exemplars: Option<Arc<Mutex<Vec<FamilyExemplars>>>>,
 }
 
 impl std::fmt::Debug for Families {
@@ -102,19 +155,32 @@ impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let ns = self.registry.namespace();
         for family in self.registry.collectors() {
-            encode_family(&mut encoder, family.as_ref(), ns)?;
+            let mut by_line = BTreeMap::new();
+            encode_family(&mut encoder, family.as_ref(), ns, &mut by_line)?;
+            if let Some(found) = &self.exemplars
+                && !by_line.is_empty()
+            {
+                found.lock().push(FamilyExemplars { name: family.def().family_name(ns), by_line });
+            }
         }
         Ok(())
     }
 }
 
-fn encode_family(encoder: &mut DescriptorEncoder, family: &dyn Collect, ns: &str) -> Result<(), std::fmt::Error> {
+/// Encodes one family; histogram exemplars go to `exemplars`, keyed by bucket line.
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    family: &dyn Collect,
+    ns: &str,
+    exemplars: &mut BTreeMap<usize, Exemplar>,
+) -> Result<(), std::fmt::Error> {
     let def = family.def();
     let name = base_name(def, ns);
     let unit = pc_unit(def.unit);
     let mut metric = encoder.encode_descriptor(&name, def.help, unit.as_ref(), metric_type(def.kind))?;
     let mut bounds: Vec<(f64, u64)> = Vec::with_capacity(def.buckets.len() + 1);
     let mut result = Ok(());
+    let mut bucket_lines = 0;
     family.collect(&mut |values, sample| {
         if result.is_err() {
             return;
@@ -126,7 +192,10 @@ fn encode_family(encoder: &mut DescriptorEncoder, family: &dyn Collect, ns: &str
                 Sample::Counter(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
                 Sample::CounterF64(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
                 Sample::Gauge(v) => series.encode_gauge(&v),
-                Sample::Histogram { sum, count, buckets } => {
+                Sample::Histogram { sum, count, buckets, exemplars: kept } => {
+                    let kept = kept.iter().enumerate().filter_map(|(i, e)| e.map(|e| (bucket_lines + i, e)));
+                    exemplars.extend(kept);
+                    bucket_lines += buckets.len();
                     bounds.clear();
                     let uppers = def.buckets.iter().copied().chain(std::iter::once(f64::INFINITY));
                     bounds.extend(uppers.zip(buckets.iter().copied()));

@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod docs;
+pub mod exemplar;
 pub mod exposition;
 pub mod family;
 pub mod instruments;
