@@ -59,23 +59,26 @@ impl Exemplar {
     /// The trace id as 32 lowercase hex digits, as W3C `traceparent` and OTLP viewers show it.
     pub fn trace_id_hex(&self) -> String {
         let mut s = String::with_capacity(32);
-        for b in self.trace_id {
-            let _ = write!(s, "{b:02x}");
-        }
+        self.push_hex(&mut s);
         s
+    }
+
+    fn push_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in self.trace_id {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
     }
 
     /// Appends the OpenMetrics exemplar suffix of a bucket line:
     /// ` # {trace_id="<32 hex>"} <value> <timestamp seconds>`.
     pub fn write_openmetrics(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            " # {{{TRACE_ID_LABEL}=\"{}\"}} {} {}.{:03}",
-            self.trace_id_hex(),
-            self.value,
-            self.timestamp_ms / 1000,
-            self.timestamp_ms % 1000
-        );
+        out.push_str(" # {");
+        out.push_str(TRACE_ID_LABEL);
+        out.push_str("=\"");
+        self.push_hex(out);
+        let _ = write!(out, "\"}} {} {}.{:03}", self.value, self.timestamp_ms / 1000, self.timestamp_ms % 1000);
     }
 }
 

@@ -7,7 +7,6 @@
 //! keep are gathered while the families are encoded and appended to their bucket lines
 //! afterwards. With no exemplar kept anywhere (no tracing) the text is the encoder's, untouched.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -79,41 +78,52 @@ pub fn render(registry: &Arc<Registry>, format: Format) -> String {
     }
 }
 
-/// The exemplars of one histogram family, keyed by the position of their bucket line among the
-/// family's bucket lines (series in encoding order, then buckets, +Inf last).
+/// The exemplars of one histogram family, each with the position of its bucket line among the
+/// family's bucket lines (series in encoding order, then buckets, +Inf last), ascending.
 #[derive(Debug)]
 struct FamilyExemplars {
     /// The exposed family name, unit included, as its `# TYPE` line names it.
     name: String,
-    by_line: BTreeMap<usize, Exemplar>,
+    by_line: Vec<(usize, Exemplar)>,
 }
 
 /// Appends each kept exemplar to its bucket line. OpenMetrics escapes newlines in label values
-/// and help, so lines are samples or descriptors; a family's bucket lines follow its `# TYPE`
-/// line, each starting with `<name>_bucket{`, in the order the families were encoded.
+/// and help, so every line is a sample or a `# ` descriptor; a family's samples follow its
+/// `# TYPE` (and `# UNIT`) line up to the next descriptor, its bucket lines starting with
+/// `<name>_bucket{`. `found` is in encoding order, so one forward pass copies the text between
+/// those families as it is.
 fn splice_exemplars(text: &str, found: &[FamilyExemplars]) -> String {
-    let mut out = String::with_capacity(text.len() + found.len() * 1024);
-    let mut current: Option<(&FamilyExemplars, String)> = None;
-    let mut line_index = 0;
-    for line in text.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let name = rest.split(' ').next().unwrap_or_default();
-            current = found.iter().find(|f| f.name == name).map(|f| (f, format!("{name}_bucket{{")));
-            line_index = 0;
-        } else if let Some((family, prefix)) = &current
-            && line.starts_with(prefix.as_str())
-        {
-            let exemplar = family.by_line.get(&line_index);
-            line_index += 1;
-            if let Some(e) = exemplar {
-                out.push_str(line.trim_end_matches('\n'));
-                e.write_openmetrics(&mut out);
-                out.push('\n');
-                continue;
+    let kept: usize = found.iter().map(|f| f.by_line.len()).sum();
+    let mut out = String::with_capacity(text.len() + kept * 80);
+    let mut rest = text;
+    for family in found {
+        let header = format!("# TYPE {} histogram\n", family.name);
+        let Some(at) = rest.find(&header) else { continue };
+        let (head, body) = rest.split_at(at + header.len());
+        out.push_str(head);
+        rest = body;
+        let prefix = format!("{}_bucket{{", family.name);
+        let mut pending = family.by_line.iter().peekable();
+        let mut bucket_line = 0;
+        while let Some(&&(want, exemplar)) = pending.peek() {
+            let Some(end) = rest.find('\n') else { break };
+            let line = &rest[..end];
+            if line.starts_with("# ") && !line.starts_with("# UNIT ") {
+                break;
             }
+            out.push_str(line);
+            if line.starts_with(&prefix) {
+                if bucket_line == want {
+                    exemplar.write_openmetrics(&mut out);
+                    pending.next();
+                }
+                bucket_line += 1;
+            }
+            out.push('\n');
+            rest = &rest[end + 1..];
         }
-        out.push_str(line);
     }
+    out.push_str(rest);
     out
 }
 
@@ -155,7 +165,7 @@ impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let ns = self.registry.namespace();
         for family in self.registry.collectors() {
-            let mut by_line = BTreeMap::new();
+            let mut by_line = Vec::new();
             encode_family(&mut encoder, family.as_ref(), ns, &mut by_line)?;
             if let Some(found) = &self.exemplars
                 && !by_line.is_empty()
@@ -172,7 +182,7 @@ fn encode_family(
     encoder: &mut DescriptorEncoder,
     family: &dyn Collect,
     ns: &str,
-    exemplars: &mut BTreeMap<usize, Exemplar>,
+    exemplars: &mut Vec<(usize, Exemplar)>,
 ) -> Result<(), std::fmt::Error> {
     let def = family.def();
     let name = base_name(def, ns);

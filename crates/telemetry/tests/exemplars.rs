@@ -123,6 +123,29 @@ fn the_trace_id_is_no_series_label() {
     assert!(om.contains(&hex(trace_id(50))));
 }
 
+#[test]
+fn each_exemplar_lands_on_its_own_series_and_bucket() {
+    let r = Registry::new(RegistryOptions::default());
+    let family = r.histogram(&catalog::HTTP_REQUEST_DURATION);
+    family.get(&["GET", "/a", "200"]).observe(0.003);
+    family.get(&["GET", "/b", "200"]).observe_with_exemplar(42.0, trace_id(7));
+    family.get(&["GET", "/c", "200"]).observe_with_exemplar(0.0005, trace_id(8));
+    r.histogram(&catalog::WORKER_SCHEDULE_TO_START).get(&["default"]).observe_with_exemplar(0.2, trace_id(9));
+    let om = render(&r, Format::OpenMetrics);
+    let lines: Vec<&str> = om.lines().filter(|l| l.contains(" # {trace_id=")).collect();
+    let bucket = |name: &str, le: &str, rest: &str| format!("compozy_{name}_seconds_bucket{{le=\"{le}\",{rest}}} ");
+    let expected = [
+        (bucket("http_request_duration", "+Inf", "method=\"GET\",path=\"/b\",status_code=\"200\""), 7, "42"),
+        (bucket("http_request_duration", "0.001", "method=\"GET\",path=\"/c\",status_code=\"200\""), 8, "0.0005"),
+        (bucket("worker_schedule_to_start", "0.25", "queue_name=\"default\""), 9, "0.2"),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{om}");
+    for (line, (start, n, value)) in lines.iter().zip(expected) {
+        assert!(line.starts_with(&start), "{line} does not start with {start}");
+        assert!(line.contains(&format!("{{trace_id=\"{}\"}} {value} ", hex(trace_id(n)))), "{line}");
+    }
+}
+
 /// Prometheus on a free port, killed when dropped.
 struct Prometheus {
     child: Child,
