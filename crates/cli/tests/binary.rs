@@ -76,6 +76,38 @@ fn a_real_prometheus_scrapes_openmetrics_without_errors() {
     assert!(engine.terminate().success());
 }
 
+/// A sampled inbound `traceparent` makes the request's trace id an exemplar of
+/// `compozy_http_request_duration_seconds`, which Prometheus (exemplar storage on, scraping
+/// OpenMetrics) returns from `/api/v1/query_exemplars`. A bucket keeps only its newest
+/// exemplar, so each request waits until Prometheus has stored the previous one.
+#[test]
+#[ignore = "needs the traces branch: the engine sets no trace id source without it"]
+fn prometheus_returns_the_trace_ids_of_sampled_requests_as_exemplars() {
+    let Some(()) = require_tool("prometheus") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::start(dir.path(), &[], &[]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: ['{}']\n",
+        engine.addr
+    );
+    let prometheus = Prometheus::start_with_flags(dir.path(), &config, &["--enable-feature=exemplar-storage"]);
+    let selector = "compozy_http_request_duration_seconds_bucket{path=\"/healthz\"}";
+    // Not sampled (flags 00): no exemplar may carry this one.
+    let unsampled = "00-11111111111111111111111111111111-00f067aa0ba902b7-00";
+    assert_eq!(engine.request("GET", "/healthz", &[("traceparent", unsampled)]).0, 200);
+    for id in ["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"] {
+        let traceparent = format!("00-{id}-00f067aa0ba902b7-01");
+        assert_eq!(engine.request("GET", "/healthz", &[("traceparent", traceparent.as_str())]).0, 200);
+        let stored =
+            prometheus.wait_for(Duration::from_secs(60), |p| p.exemplar_trace_ids(selector).iter().any(|s| s == id));
+        assert!(stored, "query_exemplars never returned {id}; last: {:?}", prometheus.exemplar_trace_ids(selector));
+    }
+    let seen = prometheus.exemplar_trace_ids(selector);
+    assert!(seen.iter().any(|s| s == "4bf92f3577b34da6a3ce929d0e0e4736"), "the first trace id stays stored: {seen:?}");
+    assert!(!seen.iter().any(|s| s.starts_with("1111")), "an unsampled trace became an exemplar: {seen:?}");
+    assert!(engine.terminate().success());
+}
+
 #[test]
 fn malformed_configuration_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");

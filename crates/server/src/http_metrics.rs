@@ -47,7 +47,7 @@ impl Series {
     #[inline]
     fn record(&self, event: &RequestFinished) {
         self.requests.inc();
-        self.duration.observe(event.duration.as_secs_f64());
+        self.duration.observe_traced(event.duration.as_secs_f64());
         self.request_size.observe(event.request_bytes as f64);
         self.response_size.observe(event.response_bytes as f64);
     }

@@ -837,6 +837,11 @@ process_metric!(
     "Start time of the process since the Unix epoch."
 );
 
+/// The latency histograms that carry `trace_id` exemplars (OpenMetrics exposition only): their
+/// record sites use `Histogram::observe_traced`. Dashboards turn exemplars on for their panels.
+pub static WITH_EXEMPLARS: &[&MetricDef] =
+    &[&HTTP_REQUEST_DURATION, &WEBHOOK_PROCESSING_DURATION, &WORKER_ACTIVITY_DURATION, &WORKER_SCHEDULE_TO_START];
+
 /// Every catalog entry, in documentation order.
 pub static CATALOG: &[&MetricDef] = &[
     &HTTP_REQUESTS,

@@ -2,12 +2,13 @@
 
 use std::fmt::Write;
 
-use crate::catalog::{CATALOG, Kind};
+use crate::catalog::{CATALOG, Kind, MetricDef, WITH_EXEMPLARS};
 
-fn kind(k: Kind) -> &'static str {
-    match k {
+fn kind(def: &MetricDef) -> &'static str {
+    match def.kind {
         Kind::Counter => "counter",
         Kind::Gauge => "gauge",
+        Kind::Histogram if WITH_EXEMPLARS.iter().any(|d| std::ptr::eq(*d, def)) => "histogram, exemplars",
         Kind::Histogram => "histogram",
     }
 }
@@ -31,7 +32,8 @@ pub fn markdown() -> String {
 do not edit by hand. Names use the default namespace `compozy` (`monitoring.namespace`). Counters are queried \
 with their `_total` suffix. Every family caps its series (`monitoring.series_limit`, default 2000); label sets \
 beyond the cap are folded into one series whose labels read `__overflow__`, counted by \
-`compozy_metrics_overflow_total{metric}`.\n",
+`compozy_metrics_overflow_total{metric}`. Histograms marked *exemplars* carry the `trace_id` of sampled requests as \
+OpenMetrics exemplars (see `docs/operations.md`, *Exemplars*).\n",
     );
     let mut section = "";
     for def in CATALOG {
@@ -50,7 +52,7 @@ beyond the cap are folded into one series whose labels read `__overflow__`, coun
             out,
             "| `{}` | {} | {} | {} | {} |",
             def.sample_name("compozy"),
-            kind(def.kind),
+            kind(def),
             labels,
             buckets,
             def.help

@@ -1,6 +1,11 @@
 //! `/metrics` rendering: OpenMetrics text when the scraper asks for it, Prometheus text 0.0.4
 //! otherwise. prometheus-client's encoders write the text; our families feed them through its
 //! `Collector` interface.
+//!
+//! Exemplars appear in OpenMetrics only. prometheus-client can write exemplars only from its own
+//! exemplar metrics (its `Exemplar` has no public constructor), so the exemplars our histograms
+//! keep are gathered while the families are encoded and appended to their bucket lines
+//! afterwards. With no exemplar kept anywhere (no tracing) the text is the encoder's, untouched.
 
 use std::sync::Arc;
 
@@ -9,7 +14,10 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit as PcUnit;
 
+use parking_lot::Mutex;
+
 use crate::catalog::{Kind, MetricDef, Unit};
+use crate::exemplar::Exemplar;
 use crate::family::{Collect, Sample};
 use crate::registry::Registry;
 
@@ -52,8 +60,9 @@ impl Format {
 
 /// Renders every family of `registry` in `format`.
 pub fn render(registry: &Arc<Registry>, format: Format) -> String {
+    let found = (format == Format::OpenMetrics).then(|| Arc::new(Mutex::new(Vec::new())));
     let mut pc = prometheus_client::registry::Registry::default();
-    pc.register_collector(Box::new(Families { registry: registry.clone() }));
+    pc.register_collector(Box::new(Families { registry: registry.clone(), exemplars: found.clone() }));
     let mut out = String::with_capacity(64 * 1024);
     let result = match format {
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &pc),
@@ -63,11 +72,65 @@ pub fn render(registry: &Arc<Registry>, format: Format) -> String {
     if let Err(e) = result {
         tracing::error!(error = %e, "metrics encoding failed");
     }
+    match found {
+        Some(found) if !found.lock().is_empty() => splice_exemplars(&out, &found.lock()),
+        _ => out,
+    }
+}
+
+/// The exemplars of one histogram family, each with the position of its bucket line among the
+/// family's bucket lines (series in encoding order, then buckets, +Inf last), ascending.
+#[derive(Debug)]
+struct FamilyExemplars {
+    /// The exposed family name, unit included, as its `# TYPE` line names it.
+    name: String,
+    by_line: Vec<(usize, Exemplar)>,
+}
+
+/// Appends each kept exemplar to its bucket line. OpenMetrics escapes newlines in label values
+/// and help, so every line is a sample or a `# ` descriptor; a family's samples follow its
+/// `# TYPE` (and `# UNIT`) line up to the next descriptor, its bucket lines starting with
+/// `<name>_bucket{`. `found` is in encoding order, so one forward pass copies the text between
+/// those families as it is.
+fn splice_exemplars(text: &str, found: &[FamilyExemplars]) -> String {
+    let kept: usize = found.iter().map(|f| f.by_line.len()).sum();
+    let mut out = String::with_capacity(text.len() + kept * 80);
+    let mut rest = text;
+    for family in found {
+        let header = format!("# TYPE {} histogram\n", family.name);
+        let Some(at) = rest.find(&header) else { continue };
+        let (head, body) = rest.split_at(at + header.len());
+        out.push_str(head);
+        rest = body;
+        let prefix = format!("{}_bucket{{", family.name);
+        let mut pending = family.by_line.iter().peekable();
+        let mut bucket_line = 0;
+        while let Some(&&(want, exemplar)) = pending.peek() {
+            let Some(end) = rest.find('\n') else { break };
+            let line = &rest[..end];
+            if line.starts_with("# ") && !line.starts_with("# UNIT ") {
+                break;
+            }
+            out.push_str(line);
+            if line.starts_with(&prefix) {
+                if bucket_line == want {
+                    exemplar.write_openmetrics(&mut out);
+                    pending.next();
+                }
+                bucket_line += 1;
+            }
+            out.push('\n');
+            rest = &rest[end + 1..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
 struct Families {
     registry: Arc<Registry>,
+    /// Where histogram exemplars are gathered while encoding; `None` when the format has none.
+    exemplars: Option<Arc<Mutex<Vec<FamilyExemplars>>>>,
 }
 
 impl std::fmt::Debug for Families {
@@ -102,19 +165,32 @@ impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let ns = self.registry.namespace();
         for family in self.registry.collectors() {
-            encode_family(&mut encoder, family.as_ref(), ns)?;
+            let mut by_line = Vec::new();
+            encode_family(&mut encoder, family.as_ref(), ns, &mut by_line)?;
+            if let Some(found) = &self.exemplars
+                && !by_line.is_empty()
+            {
+                found.lock().push(FamilyExemplars { name: family.def().family_name(ns), by_line });
+            }
         }
         Ok(())
     }
 }
 
-fn encode_family(encoder: &mut DescriptorEncoder, family: &dyn Collect, ns: &str) -> Result<(), std::fmt::Error> {
+/// Encodes one family; histogram exemplars go to `exemplars`, keyed by bucket line.
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    family: &dyn Collect,
+    ns: &str,
+    exemplars: &mut Vec<(usize, Exemplar)>,
+) -> Result<(), std::fmt::Error> {
     let def = family.def();
     let name = base_name(def, ns);
     let unit = pc_unit(def.unit);
     let mut metric = encoder.encode_descriptor(&name, def.help, unit.as_ref(), metric_type(def.kind))?;
     let mut bounds: Vec<(f64, u64)> = Vec::with_capacity(def.buckets.len() + 1);
     let mut result = Ok(());
+    let mut bucket_lines = 0;
     family.collect(&mut |values, sample| {
         if result.is_err() {
             return;
@@ -126,7 +202,10 @@ fn encode_family(encoder: &mut DescriptorEncoder, family: &dyn Collect, ns: &str
                 Sample::Counter(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
                 Sample::CounterF64(v) => series.encode_counter::<NoLabelSet, _, f64>(&v, None),
                 Sample::Gauge(v) => series.encode_gauge(&v),
-                Sample::Histogram { sum, count, buckets } => {
+                Sample::Histogram { sum, count, buckets, exemplars: kept } => {
+                    let kept = kept.iter().enumerate().filter_map(|(i, e)| e.map(|e| (bucket_lines + i, e)));
+                    exemplars.extend(kept);
+                    bucket_lines += buckets.len();
                     bounds.clear();
                     let uppers = def.buckets.iter().copied().chain(std::iter::once(f64::INFINITY));
                     bounds.extend(uppers.zip(buckets.iter().copied()));

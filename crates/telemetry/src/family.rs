@@ -13,6 +13,7 @@ use indexmap::{Equivalent, IndexMap};
 use parking_lot::RwLock;
 
 use crate::catalog::{Kind, MetricDef};
+use crate::exemplar::Exemplar;
 use crate::instruments::{Counter, Gauge, Histogram, UpDownGauge};
 
 /// The label value every guarded label takes in the overflow series.
@@ -28,26 +29,35 @@ pub enum Sample<'a> {
     /// A counter read from elsewhere at collection time (CPU seconds, pool totals).
     CounterF64(f64),
     Gauge(f64),
-    /// Non-cumulative bucket counts (+Inf last) with their sum and total count.
+    /// Non-cumulative bucket counts (+Inf last) with their sum and total count, and each
+    /// bucket's latest exemplar (an empty slice when the series has none).
     Histogram {
         sum: f64,
         count: u64,
         buckets: &'a [u64],
+        exemplars: &'a [Option<Exemplar>],
     },
+}
+
+/// Buffers reused across the series of one collection.
+#[derive(Default)]
+pub struct Scratch {
+    buckets: Vec<u64>,
+    exemplars: Vec<Option<Exemplar>>,
 }
 
 /// An instrument that a family can hold.
 pub trait Instrument: Send + Sync + 'static {
     fn new(def: &'static MetricDef) -> Self;
-    /// Reads the instrument; `scratch` is a reusable buffer for histogram buckets.
-    fn read<'a>(&self, scratch: &'a mut Vec<u64>) -> Sample<'a>;
+    /// Reads the instrument; `scratch` holds histogram buckets and exemplars.
+    fn read<'a>(&self, scratch: &'a mut Scratch) -> Sample<'a>;
 }
 
 impl Instrument for Counter {
     fn new(_: &'static MetricDef) -> Self {
         Counter::default()
     }
-    fn read<'a>(&self, _: &'a mut Vec<u64>) -> Sample<'a> {
+    fn read<'a>(&self, _: &'a mut Scratch) -> Sample<'a> {
         Sample::Counter(self.get())
     }
 }
@@ -56,7 +66,7 @@ impl Instrument for UpDownGauge {
     fn new(_: &'static MetricDef) -> Self {
         UpDownGauge::default()
     }
-    fn read<'a>(&self, _: &'a mut Vec<u64>) -> Sample<'a> {
+    fn read<'a>(&self, _: &'a mut Scratch) -> Sample<'a> {
         Sample::Gauge(self.get() as f64)
     }
 }
@@ -65,7 +75,7 @@ impl Instrument for Gauge {
     fn new(_: &'static MetricDef) -> Self {
         Gauge::default()
     }
-    fn read<'a>(&self, _: &'a mut Vec<u64>) -> Sample<'a> {
+    fn read<'a>(&self, _: &'a mut Scratch) -> Sample<'a> {
         Sample::Gauge(self.get())
     }
 }
@@ -74,11 +84,15 @@ impl Instrument for Histogram {
     fn new(def: &'static MetricDef) -> Self {
         Histogram::new(def.buckets)
     }
-    fn read<'a>(&self, scratch: &'a mut Vec<u64>) -> Sample<'a> {
+    fn read<'a>(&self, scratch: &'a mut Scratch) -> Sample<'a> {
         let s = self.snapshot();
-        scratch.clear();
-        scratch.extend_from_slice(&s.buckets);
-        Sample::Histogram { sum: s.sum, count: s.count, buckets: scratch }
+        scratch.buckets.clear();
+        scratch.buckets.extend_from_slice(&s.buckets);
+        scratch.exemplars.clear();
+        if let Some(ex) = self.exemplars() {
+            scratch.exemplars.extend_from_slice(&ex[..s.buckets.len()]);
+        }
+        Sample::Histogram { sum: s.sum, count: s.count, buckets: &scratch.buckets, exemplars: &scratch.exemplars }
     }
 }
 
@@ -180,7 +194,7 @@ impl<M: Instrument> Collect for Family<M> {
     }
 
     fn collect(&self, f: &mut dyn FnMut(&[&str], Sample<'_>)) {
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let mut labels: [&str; MAX_LABELS] = [""; MAX_LABELS];
         let n = self.def.labels.len();
         for (key, m) in self.series.read().iter() {

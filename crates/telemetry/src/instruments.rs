@@ -3,10 +3,16 @@
 //! Counters, up-down gauges and histograms are striped: each thread writes to one of
 //! [`SHARDS`] cache-line-aligned cells, and a read sums the cells. Two cores recording on the
 //! same hot series therefore do not fight over one cache line, and recording is a couple of
-//! relaxed atomic adds with no lock and no allocation.
+//! relaxed atomic adds with no lock and no allocation. Keeping an exemplar (only for a sampled
+//! trace, see [`Histogram::observe_traced`]) adds a try-lock on the stripe's exemplar slots.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::exemplar::{self, Exemplar};
 
 /// Number of stripes per instrument.
 pub const SHARDS: usize = 4;
@@ -103,11 +109,17 @@ impl Gauge {
 /// Most buckets any catalog histogram has (+Inf included).
 pub const MAX_BUCKETS: usize = 16;
 
+/// The latest exemplar of each bucket (+Inf last).
+pub type BucketExemplars = [Option<Exemplar>; MAX_BUCKETS];
+
 #[derive(Default)]
 struct HistogramCell {
     /// Non-cumulative bucket counts; the slot after the last bound is +Inf.
     buckets: [AtomicU64; MAX_BUCKETS],
     sum_bits: AtomicU64,
+    /// Allocated by the first exemplar this stripe keeps: a histogram that never sees a sampled
+    /// trace costs no memory for them (the slot fits in the cell's padding).
+    exemplars: OnceLock<Box<Mutex<BucketExemplars>>>,
 }
 
 /// A histogram with fixed bucket bounds.
@@ -139,9 +151,33 @@ impl Histogram {
 
     #[inline]
     pub fn observe(&self, v: f64) {
+        self.record(&self.cells[shard()].0, v);
+    }
+
+    /// Records `v` and, when the process's trace id source reports a sampled trace for the
+    /// calling context, keeps `{trace_id}` as the exemplar of the bucket `v` fell into. Without
+    /// a source this costs [`observe`](Self::observe) plus one atomic load.
+    #[inline]
+    pub fn observe_traced(&self, v: f64) {
+        let cell = &self.cells[shard()].0;
+        let idx = self.record(cell, v);
+        if let Some(trace_id) = exemplar::current_trace_id() {
+            keep_exemplar(cell, idx, trace_id, v);
+        }
+    }
+
+    /// Records `v` with `trace_id` as its bucket's exemplar.
+    pub fn observe_with_exemplar(&self, v: f64, trace_id: [u8; 16]) {
+        let cell = &self.cells[shard()].0;
+        let idx = self.record(cell, v);
+        keep_exemplar(cell, idx, trace_id, v);
+    }
+
+    /// Adds `v` to `cell` and returns its bucket index.
+    #[inline]
+    fn record(&self, cell: &HistogramCell, v: f64) -> usize {
         // Bounds are few (≤ 15), so a linear scan beats a binary search here.
         let idx = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
-        let cell = &self.cells[shard()].0;
         cell.buckets[idx].fetch_add(1, Ordering::Relaxed);
         let mut cur = cell.sum_bits.load(Ordering::Relaxed);
         loop {
@@ -151,6 +187,25 @@ impl Histogram {
                 Err(actual) => cur = actual,
             }
         }
+        idx
+    }
+
+    /// The newest exemplar of each bucket across stripes; `None` when no exemplar was ever kept
+    /// (the common case, read without taking a lock).
+    pub fn exemplars(&self) -> Option<BucketExemplars> {
+        let mut out: Option<BucketExemplars> = None;
+        for cell in &self.cells {
+            let Some(slots) = cell.0.exemplars.get() else { continue };
+            let merged = out.get_or_insert([None; MAX_BUCKETS]);
+            for (m, e) in merged.iter_mut().zip(slots.lock().iter()) {
+                if let Some(e) = e
+                    && m.is_none_or(|m| m.timestamp_ms <= e.timestamp_ms)
+                {
+                    *m = Some(*e);
+                }
+            }
+        }
+        out
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
@@ -164,6 +219,18 @@ impl Histogram {
             sum += f64::from_bits(cell.0.sum_bits.load(Ordering::Relaxed));
         }
         HistogramSnapshot { sum, count: buckets.iter().sum(), buckets }
+    }
+}
+
+/// Keeps the newest exemplar of a bucket. A stripe's slots are only contended when two threads
+/// of the same stripe record sampled traces at once; then one exemplar is dropped rather than
+/// making a request wait (an exemplar is a sample, not a count).
+#[cold]
+fn keep_exemplar(cell: &HistogramCell, idx: usize, trace_id: [u8; 16], v: f64) {
+    let Some(e) = Exemplar::now(trace_id, v) else { return };
+    let slots = cell.exemplars.get_or_init(|| Box::new(Mutex::new([None; MAX_BUCKETS])));
+    if let Some(mut slots) = slots.try_lock() {
+        slots[idx] = Some(e);
     }
 }
 
@@ -183,6 +250,23 @@ mod tests {
         assert_eq!(s.buckets, vec![2, 2, 1, 2]);
         assert_eq!(s.count, 7);
         assert_eq!(s.sum, 0.5 + 1.0 + 1.5 + 5.0 + 7.0 + 11.0 + 1e9);
+    }
+
+    #[test]
+    fn exemplars_are_kept_per_bucket_newest_first() {
+        let h = Histogram::new(&BOUNDS);
+        h.observe(0.5);
+        assert_eq!(h.exemplars(), None, "no exemplar without a trace id");
+        h.observe_with_exemplar(0.7, [1; 16]);
+        h.observe_with_exemplar(0.9, [2; 16]);
+        h.observe_with_exemplar(12.0, [3; 16]);
+        h.observe_with_exemplar(1.0, [0; 16]);
+        let ex = h.exemplars().expect("exemplars");
+        let first = ex[0].expect("bucket le=1");
+        assert_eq!((first.trace_id, first.value), ([2; 16], 0.9), "the newest of the bucket; zero ids ignored");
+        assert_eq!(ex[1], None);
+        assert_eq!(ex[3].map(|e| e.trace_id), Some([3; 16]), "+Inf bucket");
+        assert_eq!(h.snapshot().buckets, vec![4, 0, 0, 1], "every observation counted");
     }
 
     #[test]

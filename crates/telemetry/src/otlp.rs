@@ -80,7 +80,7 @@ pub fn build_request(registry: &Registry, options: &OtlpOptions, start: SystemTi
                 }
                 // Gauges are instantaneous: no start time.
                 Sample::Gauge(v) => numbers.push(number(attributes, 0, now_ns, number_data_point::Value::AsDouble(v))),
-                Sample::Histogram { sum, count, buckets } => histograms.push(HistogramDataPoint {
+                Sample::Histogram { sum, count, buckets, .. } => histograms.push(HistogramDataPoint {
                     attributes,
                     start_time_unix_nano: start_ns,
                     time_unix_nano: now_ns,

@@ -1,7 +1,8 @@
 //! The shipped Grafana dashboards (`deploy/grafana/dashboards/*.json`): valid JSON, a
 //! `${datasource}` variable used by every panel, a unit on every panel, and queries that only
 //! select catalog metrics or series recorded by `deploy/prometheus/recording-rules.yml` or the
-//! SLO files `deploy/prometheus/slo/*.yml`.
+//! SLO files `deploy/prometheus/slo/*.yml`; latency panels of the histograms that carry exemplars
+//! show them, linked to a traces data source by the provisioning.
 
 #[path = "support/promql.rs"]
 mod promql;
@@ -156,6 +157,67 @@ fn every_query_selects_catalog_or_recorded_names_only() {
     }
     assert!(queries > 50, "only {queries} queries found");
     assert!(problems.is_empty(), "dashboard query problems:\n{}", problems.join("\n"));
+}
+
+/// The exposed name of each histogram with exemplars (`compozy_..._seconds`).
+fn exemplar_families() -> Vec<String> {
+    compozy_telemetry::catalog::WITH_EXEMPLARS.iter().map(|d| d.family_name("compozy")).collect()
+}
+
+/// Every seconds panel that reads one of those histograms (raw or through a recording rule)
+/// has a target with exemplars on, and that target selects the raw `_bucket` series: exemplars
+/// are stored on scraped series only, so a query of a recorded series would show none.
+#[test]
+fn latency_panels_show_trace_exemplars() {
+    let families = exemplar_families();
+    let mut covered = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (file, d) in dashboards() {
+        for p in panels(&d) {
+            let title = p["title"].as_str().unwrap_or("?");
+            let targets: Vec<&Value> = p["targets"].as_array().into_iter().flatten().collect();
+            let expr = |t: &Value| t["expr"].as_str().unwrap_or("").to_string();
+            for t in targets.iter().filter(|t| t["exemplar"] == true) {
+                let names = promql::metric_names(&expr(t));
+                if !families.iter().any(|f| names.contains(&format!("{f}_bucket"))) {
+                    problems.push(format!("{file}/{title}: exemplars on a query of no exemplar histogram's buckets"));
+                }
+            }
+            if p["fieldConfig"]["defaults"]["unit"] != "s" {
+                continue;
+            }
+            for f in &families {
+                let bare = f.trim_start_matches("compozy_");
+                if !targets.iter().any(|t| expr(t).contains(bare)) {
+                    continue;
+                }
+                let shown = targets
+                    .iter()
+                    .any(|t| t["exemplar"] == true && promql::metric_names(&expr(t)).contains(&format!("{f}_bucket")));
+                if shown {
+                    covered.insert(f.clone());
+                } else {
+                    problems.push(format!("{file}/{title}: reads {f} without a target showing its exemplars"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "exemplar problems:\n{}", problems.join("\n"));
+    assert_eq!(covered, families.into_iter().collect(), "every exemplar histogram has a latency panel");
+}
+
+#[test]
+fn provisioning_links_exemplar_trace_ids_to_a_traces_data_source() {
+    let path = repo_root().join("deploy/grafana/provisioning/datasources.yml");
+    let text = std::fs::read_to_string(&path).expect("datasources.yml");
+    let v: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let sources = v["datasources"].as_array().expect("datasources list");
+    let prometheus = sources.iter().find(|s| s["type"] == "prometheus").expect("a Prometheus data source");
+    let links = prometheus["jsonData"]["exemplarTraceIdDestinations"].as_array().expect("exemplarTraceIdDestinations");
+    let link = links.iter().find(|l| l["name"] == "trace_id").expect("a destination for the trace_id label");
+    let target =
+        sources.iter().find(|s| s["uid"] == link["datasourceUid"]).expect("the linked data source is provisioned");
+    assert!(["tempo", "jaeger", "zipkin"].iter().any(|t| target["type"] == *t), "a traces data source: {target}");
 }
 
 #[test]

@@ -181,7 +181,7 @@ impl WebhookMetrics {
         }
         let outcome = e.result.outcome();
         self.events.get(&[e.event_type, outcome]).inc();
-        self.processing.get(&[e.event_type, outcome]).observe(e.seconds);
+        self.processing.get(&[e.event_type, outcome]).observe_traced(e.seconds);
         if let Some(size) = e.payload_size {
             self.payload_size.get(&[e.event_type, e.source]).observe(size as f64);
         }

@@ -74,12 +74,12 @@ impl WorkerMetrics {
     pub fn activity(&self, kind: TaskKind, outcome: &str, seconds: f64) {
         let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(1);
         if let Some(h) = self.duration.get(kind_index(kind) * OUTCOMES.len() + o) {
-            h.observe(seconds);
+            h.observe_traced(seconds);
         }
     }
 
     pub fn schedule_to_start(&self, seconds: f64) {
-        self.schedule_to_start.observe(seconds.max(0.0));
+        self.schedule_to_start.observe_traced(seconds.max(0.0));
     }
 
     pub fn retry(&self, kind: TaskKind) {

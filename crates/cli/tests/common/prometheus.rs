@@ -31,12 +31,18 @@ impl Prometheus {
     /// Starts Prometheus with `config` (prometheus.yml text) written into `dir`; rule files the
     /// config names are resolved relative to `dir`.
     pub fn start(dir: &Path, config: &str) -> Prometheus {
+        Prometheus::start_with_flags(dir, config, &[])
+    }
+
+    /// [`Prometheus::start`] with extra command-line flags (`--enable-feature=exemplar-storage`).
+    pub fn start_with_flags(dir: &Path, config: &str, flags: &[&str]) -> Prometheus {
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
         let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -59,6 +65,18 @@ impl Prometheus {
     /// An instant query's answer.
     pub fn query(&self, promql: &str) -> Value {
         self.api("query", "query", promql)
+    }
+
+    /// The `trace_id` labels of the exemplars stored for the series `selector` selects (needs
+    /// `--enable-feature=exemplar-storage`).
+    pub fn exemplar_trace_ids(&self, selector: &str) -> Vec<String> {
+        let v = self.api("query_exemplars", "query", selector);
+        let series = v["data"].as_array().cloned().unwrap_or_default();
+        series
+            .iter()
+            .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// The names of the alerts in state `firing`.
