@@ -81,11 +81,16 @@ fn a_real_prometheus_scrapes_openmetrics_without_errors() {
 /// OpenMetrics) returns from `/api/v1/query_exemplars`. A bucket keeps only its newest
 /// exemplar, so each request waits until Prometheus has stored the previous one.
 #[test]
-#[ignore = "needs the traces branch: the engine sets no trace id source without it"]
 fn prometheus_returns_the_trace_ids_of_sampled_requests_as_exemplars() {
     let Some(()) = require_tool("prometheus") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::start(dir.path(), &[], &[]);
+    // Tracing on (it needs an endpoint; nothing listens there, so exports fail and are dropped)
+    // with a ratio of 0: only a caller's sampled `traceparent` makes a request sampled.
+    let tracing = [
+        ("COMPOZY_MONITORING_TRACING_ENDPOINT", "http://127.0.0.1:9".to_string()),
+        ("COMPOZY_MONITORING_TRACING_SAMPLE_RATIO", "0".to_string()),
+    ];
+    let engine = Engine::start(dir.path(), &[], &tracing);
     let config = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: compozy\n    static_configs:\n      - targets: ['{}']\n",
         engine.addr
