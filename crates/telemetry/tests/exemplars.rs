@@ -199,13 +199,7 @@ async fn stored_trace_ids(prometheus: &str, query: &str) -> Vec<String> {
     }
     let answer = String::from_utf8_lossy(&answer);
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let series = v["data"].as_array().cloned().unwrap_or_default();
-    series
-        .iter()
-        .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
-        .collect()
+    compozy_testkit::prometheus::exemplar_trace_ids(&serde_json::from_str(body).unwrap_or_default())
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Support shared by tests and benchmarks (a dev-dependency only).
 
 pub mod postgres;
+pub mod prometheus;
 pub mod proxy;
 pub mod scrape;
 

@@ -70,13 +70,7 @@ impl Prometheus {
     /// The `trace_id` labels of the exemplars stored for the series `selector` selects (needs
     /// `--enable-feature=exemplar-storage`).
     pub fn exemplar_trace_ids(&self, selector: &str) -> Vec<String> {
-        let v = self.api("query_exemplars", "query", selector);
-        let series = v["data"].as_array().cloned().unwrap_or_default();
-        series
-            .iter()
-            .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
-            .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
-            .collect()
+        compozy_testkit::prometheus::exemplar_trace_ids(&self.api("query_exemplars", "query", selector))
     }
 
     /// The names of the alerts in state `firing`.
