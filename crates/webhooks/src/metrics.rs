@@ -76,6 +76,8 @@ impl DeliveryResult {
 
 /// `event_type` when no event matched or processing stopped before matching.
 pub const NO_EVENT: &str = "none";
+/// The event name (and `event_type` label) of a delivery to a webhook that declares no events.
+pub const DEFAULT_EVENT: &str = "default";
 /// `source` and `event_type` of a delivery to an unknown slug.
 pub const UNKNOWN: &str = "unknown";
 
@@ -154,7 +156,7 @@ impl WebhookMetrics {
             let source = hook.source();
             self.source(source);
             let events = hook.events.iter().map(|e| e.name.as_str());
-            for event_type in events.chain([NO_EVENT, crate::pipeline::DEFAULT_EVENT]) {
+            for event_type in events.chain([NO_EVENT, DEFAULT_EVENT]) {
                 for outcome in ["success", "error"] {
                     self.events.get(&[event_type, outcome]);
                     self.processing.get(&[event_type, outcome]);

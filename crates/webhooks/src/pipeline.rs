@@ -22,11 +22,8 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::deliveries::NewDelivery;
-use crate::metrics::{DeliveryResult as Res, NO_EVENT, UNKNOWN};
+use crate::metrics::{DEFAULT_EVENT, DeliveryResult as Res, NO_EVENT, UNKNOWN};
 use crate::{Inner, dedupe, input, verify};
-
-/// The event name (and `event_type` label) of a delivery to a webhook that declares no events.
-pub const DEFAULT_EVENT: &str = "default";
 
 /// Why processing stopped early (the response and the `result` label follow from it).
 #[derive(Debug, Clone, PartialEq, Eq)]
