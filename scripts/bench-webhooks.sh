@@ -8,12 +8,15 @@
 #   api           `worker.enabled: false`: an API node that only ingests (runs wait for
 #                 `compozy worker` processes), the deployment a busy receiver would use;
 #   api-nometrics the API node with the webhook metrics' recording turned off
-#                 (COMPOZY_WEBHOOKS_METRICS=false): its ratio to `api` is the metrics' cost.
+#                 (COMPOZY_WEBHOOKS_METRICS=false): its ratio to `api` is the metrics' cost;
+#   api-traced    the API node with tracing on at TRACE_RATIO (0.01), spans exported over OTLP
+#                 to a sink in this script: its ratio to `api` is the tracing's cost.
 # Each engine first serves GET /healthz under the same load, a yardstick of how busy the shared
 # machine is. Medians over the rounds are printed at the end.
 #
 #   scripts/bench-webhooks.sh [seconds=10] [connections=32] [backends="embedded postgres"] [rounds=1]
-#   env: COMPOZY_BIN (an engine binary to measure instead of building this checkout's)
+#   env: COMPOZY_BIN (an engine binary to measure instead of building this checkout's),
+#        MODES (the modes to run, default "worker api api-nometrics api-traced"), TRACE_RATIO
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; conns=${2:-32}; backends=${3:-embedded postgres}; rounds=${4:-1}
@@ -27,6 +30,18 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 . scripts/bench-webhooks/project.sh
 bench_project "$work" bench
+
+# The OTLP sink of api-traced: answers every export 200, as a collector would.
+sink_port=5199
+python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+' "$sink_port" &
 
 port=5201
 start() { # $1 = extra env assignments
@@ -52,6 +67,9 @@ mode_env() { # worker | api | api-nometrics
     worker) echo "COMPOZY_WEBHOOKS_METRICS=true COMPOZY_WORKER_ENABLED=true" ;;
     api) echo "COMPOZY_WEBHOOKS_METRICS=true COMPOZY_WORKER_ENABLED=false" ;;
     api-nometrics) echo "COMPOZY_WEBHOOKS_METRICS=false COMPOZY_WORKER_ENABLED=false" ;;
+    api-traced) echo "COMPOZY_WEBHOOKS_METRICS=true COMPOZY_WORKER_ENABLED=false" \
+      "COMPOZY_MONITORING_TRACING_ENDPOINT=http://127.0.0.1:$sink_port" \
+      "COMPOZY_MONITORING_TRACING_SAMPLE_RATIO=${TRACE_RATIO:-0.01}" ;;
   esac
 }
 
@@ -65,7 +83,7 @@ for round in $(seq 1 "$rounds"); do
         envs="COMPOZY_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_webhooks COMPOZY_REDIS_URL=redis://127.0.0.1:6379" ;;
       *) echo "unknown backend $backend" >&2; exit 1 ;;
     esac
-    for mode in worker api api-nometrics; do
+    for mode in ${MODES:-worker api api-nometrics api-traced}; do
       start "$envs $(mode_env $mode)"
       hz=$(wrk -t1 -c"$conns" -d3s "http://127.0.0.1:$port/healthz" | awk '/Requests\/sec/ {printf "%d", $2}')
       printf '%-40s %s/s\n' "$backend $mode healthz" "$hz"
@@ -78,7 +96,8 @@ for round in $(seq 1 "$rounds"); do
 done
 
 echo
-echo "medians over $rounds round(s): deliveries/s (p50 ms, p99 ms); ratio api-nometrics/api = 1 + the metrics' cost"
+echo "medians over $rounds round(s): deliveries/s (p50 ms, p99 ms); ratio api-nometrics/api = 1 + the metrics' cost;"
+echo "ratio api-traced/api = 1 - the tracing's cost"
 awk '{
   key = $1 " " $2 " " $3; rate = $4; sub(/expected=/, "", rate); sub(/\/s/, "", rate)
   p50 = $6; sub(/p50=/, "", p50); sub(/ms/, "", p50); p99 = $7; sub(/p99=/, "", p99); sub(/ms/, "", p99)
@@ -96,8 +115,9 @@ END {
     if (key !~ /healthz/) printf "  (p50 %.2f, p99 %.2f)", med(a, key, n[key]), med(b, key, n[key])
     printf "\n"
   }
-  for (key in n) if (key ~ / api-nometrics /) {
-    k2 = key; sub(/ api-nometrics /, " api ", k2)
-    if (m[k2] > 0) printf "%-36s ratio nometrics/api %.3f\n", key, m[key] / m[k2]
+  for (key in n) if (key ~ / api-(nometrics|traced) /) {
+    k2 = key; sub(/ api-(nometrics|traced) /, " api ", k2)
+    what = (key ~ /nometrics/) ? "nometrics/api" : "traced/api"
+    if (m[k2] > 0) printf "%-36s ratio %s %.3f\n", key, what, m[key] / m[k2]
   }
 }' "$results" | sort

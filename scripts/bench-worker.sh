@@ -12,7 +12,10 @@
 #
 #   scripts/bench-worker.sh [rounds=3] [tasks=20000]
 #   env: SLOTS (activity/workflow slots and claim batch per process, 64), TRICKLE (300),
-#        GAP_MS (10), PG (admin URL, postgres://postgres@127.0.0.1:5432/test)
+#        GAP_MS (10), PG (admin URL, postgres://postgres@127.0.0.1:5432/test),
+#        BASELINE (a directory holding the `compozy` and `queue_bench` release binaries of
+#        another build: each round then also runs them on PostgreSQL, alternating which goes
+#        first, and the ratio to them is printed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}; n=${2:-20000}
@@ -70,14 +73,26 @@ apalis_round() {
   stop_all
 }
 
+# The BASELINE build's round on a database of its own (its migrations may differ).
+baseline_round() { # db
+  local db=${1}_base url
+  psql_admin "CREATE DATABASE $db"
+  url=${admin%/*}/$db
+  (compozy=$BASELINE/compozy qb=$BASELINE/queue_bench
+   DATABASE_URL=$url COMPOZY_DATABASE_URL=$url compozy_round baseline 2 "$work/pg-data") | tee -a "$results"
+  psql_admin "DROP DATABASE $db WITH (FORCE)"
+}
+
 results=$work/results
 for r in $(seq 1 "$rounds"); do
   db=compozy_bench_$$_$r
   psql_admin "CREATE DATABASE $db"
   url=${admin%/*}/$db
+  if [ -n "${BASELINE:-}" ] && [ $((r % 2)) -eq 1 ]; then baseline_round "$db"; fi
   DATABASE_URL=$url COMPOZY_DATABASE_URL=$url compozy_round postgres 2 "$work/pg-data" | tee -a "$results"
   DATABASE_URL=$url apalis_round | tee -a "$results"
   psql_admin "DROP DATABASE $db WITH (FORCE)"
+  if [ -n "${BASELINE:-}" ] && [ $((r % 2)) -eq 0 ]; then baseline_round "$db"; fi
   rm -rf "$work/sqlite-$r"; mkdir -p "$work/sqlite-$r"
   compozy_round sqlite 1 "$work/sqlite-$r" | tee -a "$results"
 done
@@ -88,9 +103,19 @@ med() { grep "^$1 $2 " "$results" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
 echo
 echo "medians over $rounds rounds; $n tasks burned, $trickle_n trickled ${gap} ms apart; $slots slots per process"
 printf '%-28s %12s %14s %14s\n' system tasks/s "s2s p50 ms" "s2s p99 ms"
-for s in postgres apalis sqlite; do
-  label=$s; case $s in postgres) label="compozy, PostgreSQL, 2 proc";; apalis) label="apalis, PostgreSQL, 2 proc";; sqlite) label="compozy, SQLite, 1 proc";; esac
+for s in postgres ${BASELINE:+baseline} apalis sqlite; do
+  label=$s; case $s in postgres) label="compozy, PostgreSQL, 2 proc";; baseline) label="baseline, PostgreSQL, 2 proc";;
+    apalis) label="apalis, PostgreSQL, 2 proc";; sqlite) label="compozy, SQLite, 1 proc";; esac
   printf '%-28s %12s %14s %14s\n' "$label" "$(med "$s" burn tasks_per_s)" "$(med "$s" trickle s2s_p50_ms)" "$(med "$s" trickle s2s_p99_ms)"
 done
 awk -v a="$(med postgres burn tasks_per_s)" -v b="$(med apalis burn tasks_per_s)" \
   'BEGIN {printf "compozy/apalis throughput on PostgreSQL: %.2f\n", a/b}'
+if [ -n "${BASELINE:-}" ]; then
+  awk -v a="$(med postgres burn tasks_per_s)" -v b="$(med baseline burn tasks_per_s)" \
+    'BEGIN {printf "compozy/baseline throughput on PostgreSQL: %.2f\n", a/b}'
+fi
+# Warnings of the workers (the log level is warn): a round that stalled says why here.
+if [ -s "$work/worker.log" ]; then
+  echo "worker warnings ($(wc -l <"$work/worker.log") lines; last 10):"
+  tail -10 "$work/worker.log"
+fi

@@ -1,6 +1,6 @@
 //! Tracing's glue, in process: log lines inside a sampled span carry its `trace_id` and
 //! `span_id` (JSON fields or text pairs), lines outside carry none, and the exemplar source and
-//! `traceparent` name the same span.
+//! `traceparent` name the same span; the steps of an unsampled trace build no span.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -29,12 +29,16 @@ impl Lines {
 }
 
 fn tracing_on(rt: &tokio::runtime::Runtime) -> Tracing {
+    tracing_at(rt, 1.0)
+}
+
+fn tracing_at(rt: &tokio::runtime::Runtime, sample_ratio: f64) -> Tracing {
     let options = TracingOptions {
         // Nothing listens there: exports fail quietly, spans are still built and sampled.
         endpoint: "http://127.0.0.1:9".into(),
         headers: Vec::new(),
         timeout: std::time::Duration::from_millis(200),
-        sample_ratio: 1.0,
+        sample_ratio,
         service_name: "test".into(),
         service_version: "0".into(),
     };
@@ -100,4 +104,30 @@ fn log_lines_in_a_sampled_span_carry_its_ids() {
     assert!(logged[0].contains("inside") && logged[0].ends_with(&ids), "{logged:?}");
     assert!(!logged[1].contains("trace_id"), "{logged:?}");
     tracing.shutdown();
+}
+
+/// A root span (what a request or task attempt builds) and, inside it, one step built with
+/// `child_span!`: whether the root is sampled, the step's span, and the root's `traceparent`.
+fn step_in_root(tracing: &Tracing) -> (bool, tracing::Span, Option<String>) {
+    let subscriber = tracing_subscriber::registry().with(tracing.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let root = tracing::info_span!(target: "compozy::test", "root");
+        let sampled = compozy_telemetry::traces::is_sampled(&root);
+        root.in_scope(|| (sampled, compozy_telemetry::child_span!("step"), compozy_telemetry::traces::traceparent()))
+    })
+}
+
+#[test]
+fn the_steps_of_an_unsampled_trace_build_no_span_but_its_context_still_propagates() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (sampled, step, traceparent) = step_in_root(&tracing_at(&rt, 0.0));
+    assert!(!sampled, "ratio 0 samples no new trace");
+    assert!(step.is_none(), "a step of an unsampled trace is not built");
+    let traceparent = traceparent.expect("the unsampled root still carries a context to propagate");
+    assert!(traceparent.ends_with("-00"), "propagated as not sampled: {traceparent}");
+
+    let (sampled, step, traceparent) = step_in_root(&tracing_at(&rt, 1.0));
+    assert!(sampled, "ratio 1 samples every new trace");
+    assert!(!step.is_none(), "a step of a sampled trace is built");
+    assert!(traceparent.expect("a sampled root's context").ends_with("-01"));
 }

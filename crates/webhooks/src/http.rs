@@ -44,7 +44,7 @@ impl Webhooks {
     /// With tracing on, the delivery is one span (its steps are children) and its metrics are
     /// recorded inside it, so the processing duration's exemplar names its trace.
     pub(crate) async fn handle(&self, req: Request<'_>) -> Response {
-        let span = compozy_telemetry::span!(
+        let span = compozy_telemetry::child_span!(
             "webhook.delivery",
             webhook.source = tracing::field::Empty,
             webhook.event = tracing::field::Empty,

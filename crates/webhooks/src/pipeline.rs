@@ -105,7 +105,7 @@ impl Inner {
         let source = hook.source();
         let limit = usize::try_from(hook.body_limit.unwrap_or(self.config.default_body_limit)).unwrap_or(usize::MAX);
         let reading = tokio::time::timeout(self.config.body_timeout, read_body(req.headers, req.body, limit));
-        let raw = match reading.instrument(compozy_telemetry::span!("webhook.read_body")).await {
+        let raw = match reading.instrument(compozy_telemetry::child_span!("webhook.read_body")).await {
             Ok(Ok(b)) => b,
             Ok(Err(stop)) => return Outcome::stop(source, NO_EVENT, None, stop),
             Err(_) => return Outcome::stop(source, NO_EVENT, None, Stop::BodyTimeout),
@@ -127,7 +127,7 @@ impl Inner {
         let claim = claim.map(|id| dedupe::cache_key(req.slug, &id));
         if let Some(key) = &claim {
             let claiming = dedupe::claim(&self.cache, key, self.config.in_progress_ttl);
-            match claiming.instrument(compozy_telemetry::span!("webhook.dedupe")).await {
+            match claiming.instrument(compozy_telemetry::child_span!("webhook.dedupe")).await {
                 Ok(dedupe::Claim::New) => {}
                 Ok(dedupe::Claim::Succeeded) => return Outcome::stop(source, NO_EVENT, size, Stop::Duplicate),
                 Ok(dedupe::Claim::InProgress) => return Outcome::stop(source, NO_EVENT, size, Stop::InProgress),
@@ -150,7 +150,7 @@ impl Inner {
         if hook.verify.method == VerifyMethod::None {
             return Ok(());
         }
-        let _span = compozy_telemetry::span!("webhook.verify").entered();
+        let _span = compozy_telemetry::child_span!("webhook.verify").entered();
         let started = Instant::now();
         let checked = verify::verify(&hook.verify, headers, raw, unix_now());
         self.metrics.verified(hook.source(), started.elapsed().as_secs_f64());
@@ -169,7 +169,7 @@ impl Inner {
         dedupe_key: Option<String>,
     ) -> (String, Result<Accepted, Stop>) {
         let selected =
-            compozy_telemetry::span!("webhook.filter_render").in_scope(|| self.filter_render(d, body, headers));
+            compozy_telemetry::child_span!("webhook.filter_render").in_scope(|| self.filter_render(d, body, headers));
         let (name, run_input) = match selected {
             Ok(selected) => selected,
             Err((name, stop)) => return (name, Err(stop)),
@@ -191,7 +191,8 @@ impl Inner {
             created_at: unix_ms(),
         };
         let delivery_id = delivery.id.clone();
-        let commit = self.starter.start(run, delivery).instrument(compozy_telemetry::span!("webhook.store_commit"));
+        let commit =
+            self.starter.start(run, delivery).instrument(compozy_telemetry::child_span!("webhook.store_commit"));
         let result = match commit.await {
             Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: name.clone() }),
             Err(e) => Err(worker_stop(&e)),

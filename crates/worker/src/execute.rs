@@ -62,7 +62,7 @@ pub(crate) async fn execute(
     outcome_fields(&tracing::Span::current(), outcome);
     if let Some((workflow, outcome)) = ended {
         let held = Held { _gauge: workflow_gauge, _slot: slots.workflow };
-        let span = compozy_telemetry::span!("task.complete");
+        let span = compozy_telemetry::child_span!("task.complete");
         record(&ctx, &completer, workflow, &task, outcome, held).instrument(span).await;
     }
     ctx.inflight.lock().remove(&task.token);
@@ -110,9 +110,9 @@ fn outcome_fields(span: &tracing::Span, outcome: &'static str) {
 /// The activity's span: a tool run, an HTTP call (a client span) or a wait.
 fn activity_span(action: &Action) -> tracing::Span {
     match action {
-        Action::Wait(_) => compozy_telemetry::span!("activity.wait"),
-        Action::Tool(t) => compozy_telemetry::span!("activity.tool", tool.id = %t.tool.as_str()),
-        Action::Http(h) => compozy_telemetry::span!(
+        Action::Wait(_) => compozy_telemetry::child_span!("activity.wait"),
+        Action::Tool(t) => compozy_telemetry::child_span!("activity.tool", tool.id = %t.tool.as_str()),
+        Action::Http(h) => compozy_telemetry::child_span!(
             "activity.http",
             otel.kind = "client",
             http.request.method = %h.method,

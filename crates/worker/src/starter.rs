@@ -57,7 +57,7 @@ impl<C: Companion> Starter<C> {
     /// Stores `run` and `row` together; `Ok` once committed. With tracing on this is the run's
     /// start span, and its first task is enqueued as a child of it.
     pub async fn start(&self, mut run: NewRun, row: C) -> Result<String, WorkerError> {
-        let span = compozy_telemetry::span!("run.start", run.id = %run.id, workflow.id = %run.workflow_id);
+        let span = compozy_telemetry::child_span!("run.start", run.id = %run.id, workflow.id = %run.workflow_id);
         let start = async {
             if let Some(traceparent) = compozy_telemetry::traces::traceparent() {
                 run.first.traceparent = Some(traceparent);

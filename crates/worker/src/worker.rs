@@ -108,7 +108,7 @@ impl Worker {
             registry.workflow(workflow_id).ok_or_else(|| WorkerError::UnknownWorkflow(workflow_id.to_string()))?;
         check_input(workflow, input)?;
         // The first task is enqueued inside this span: its attempt continues the trace.
-        let span = compozy_telemetry::span!("run.start", workflow.id = %workflow_id);
+        let span = compozy_telemetry::child_span!("run.start", workflow.id = %workflow_id);
         let id = self.ctx.queue.start_run(workflow, input, &self.ctx.config.queue).instrument(span).await?;
         self.ctx.wake.notify_one();
         Ok(id)

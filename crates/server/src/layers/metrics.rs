@@ -175,8 +175,12 @@ fn server_span<B>(req: &Request<B>, method: usize) -> tracing::Span {
     span
 }
 
-/// The route, status and name of a finished request's span.
+/// The route, status and name of a finished request's span: only for a sampled span, since
+/// nothing else reads them (the metrics have their own copy).
 fn finish_span(span: &tracing::Span, metrics: &HttpMetrics, e: &RequestFinished) {
+    if !compozy_telemetry::traces::is_sampled(span) {
+        return;
+    }
     let method = crate::http_metrics::METHODS[e.method];
     let status = e.status.as_u16();
     if e.route != 0 {
@@ -268,10 +272,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let span = this.guard.as_ref().and_then(|g| g.span.clone());
-        let _entered = span.as_ref().map(tracing::Span::enter);
         let saved = route_tag::enter();
-        let polled = this.future.poll(cx);
+        let polled = {
+            // Borrowed, not cloned: entering takes no reference count per poll.
+            let _entered = this.guard.as_ref().and_then(|g| g.span.as_ref()).map(tracing::Span::enter);
+            this.future.poll(cx)
+        };
         if let (Some(route), Some(guard)) = (route_tag::leave(saved), this.guard.as_mut())
             && guard.route == 0
         {
