@@ -271,3 +271,44 @@ async fn the_schema_refuses_values_outside_the_vocabularies() {
         assert_eq!(w.queue().run_tasks(&id).await.expect("tasks")[0].kind, "wait");
     }
 }
+
+/// The heartbeat's lease extension and the completer's batch write the same rows. Taken in
+/// opposite orders they deadlocked on PostgreSQL, and the batch chosen as the victim left its
+/// tasks to wait for their leases to expire and run again; both now take the rows in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other() {
+    const TASKS: i64 = 32;
+    for env in Env::both().await {
+        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
+        let (w, _) = env.worker(fast());
+        let q = w.queue();
+        for round in 0..20 {
+            for _ in 0..TASKS {
+                w.start_run("oneshot", &json!({})).await.expect("start");
+            }
+            let mut claimed = q.claim("default", "worker-x", TASKS, now_ms() + 60_000).await.expect("claim");
+            assert_eq!(claimed.len() as i64, TASKS);
+            claimed.sort_by(|a, b| a.id.cmp(&b.id));
+            let held: Vec<(String, String)> = claimed.iter().map(|t| (t.id.clone(), t.token.clone())).collect();
+            let successes: Vec<Success> = claimed
+                .iter()
+                .rev()
+                .map(|t| Success {
+                    task_id: t.id.clone(),
+                    token: t.token.clone(),
+                    run_id: t.run_id.clone(),
+                    output: "1".into(),
+                    next: None,
+                })
+                .collect();
+            let heartbeats = async {
+                for _ in 0..4 {
+                    q.extend_leases(&held, now_ms() + 60_000).await.expect("a lease extension never fails");
+                }
+            };
+            let (_, completed) = tokio::join!(heartbeats, q.succeed_batch(&successes));
+            let completed = completed.unwrap_or_else(|e| panic!("{} round {round}: completion failed: {e}", env.name()));
+            assert_eq!(completed.len() as i64, TASKS, "{} round {round}", env.name());
+        }
+    }
+}

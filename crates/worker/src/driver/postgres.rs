@@ -54,9 +54,14 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED (SELECT id FROM tasks WHERE que
 /// Every attempt of the process in one statement (arrays `$1` ids, `$2` tokens). Per attempt,
 /// not per owner: a task whose outcome could not be recorded must be left to expire, and an
 /// attempt whose lease was lost must learn it (no row returned) and stop.
-const EXTEND_LEASES: &str = "UPDATE tasks t SET lease_expires_at = $3 \
-     FROM unnest($1::text[], $2::text[]) AS h(id, token) \
-     WHERE t.id = h.id AND t.lease_token = h.token AND t.state = 'running' RETURNING t.lease_token";
+///
+/// Rows are locked in id order, as [`COMPLETE_BATCH`] locks them: the two run side by side on
+/// the same rows, and in different orders they deadlock (the losing batch's tasks would wait
+/// for their leases to expire and run again).
+const EXTEND_LEASES: &str = "WITH held AS MATERIALIZED (SELECT t.id FROM tasks t \
+     JOIN unnest($1::text[], $2::text[]) AS h(id, token) ON t.id = h.id AND t.lease_token = h.token \
+     WHERE t.state = 'running' ORDER BY t.id FOR UPDATE OF t) \
+     UPDATE tasks t SET lease_expires_at = $3 FROM held WHERE t.id = held.id RETURNING t.lease_token";
 
 /// The successes of one batch in one statement. Per completed task (arrays `$1`–`$10`, `$12`: its
 /// lease token, id, output and its `next_*` task, NULL when it was the run's last): mark it
@@ -64,15 +69,18 @@ const EXTEND_LEASES: &str = "UPDATE tasks t SET lease_expires_at = $3 \
 /// worker), then insert the run's next task if the run is still live, or finish the run; one
 /// NOTIFY per queue that received tasks. Returns the ids that were completed.
 ///
-/// The batch is joined to `tasks` once, by primary key; the next task's fields ride along in
-/// `RETURNING`, so every later part reads `done` alone and the statement stays linear in the
-/// batch size (joins between CTEs, which the planner estimates at one row, were quadratic).
+/// The batch's rows are first locked in id order (see [`EXTEND_LEASES`]), then updated by
+/// primary key; the next task's fields ride along in `RETURNING`, so every later part reads
+/// `done` alone and the statement stays linear in the batch size (joins between CTEs, which the
+/// planner estimates at one row, were quadratic).
 const COMPLETE_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::text[], $3::text[], \
      $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[], $1::text[], $12::text[]) \
      AS d(id, output, next_id, next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at, \
      token, next_traceparent)), \
+     locked AS MATERIALIZED (SELECT t.id FROM tasks t JOIN d ON t.id = d.id AND t.lease_token = d.token \
+     WHERE t.state = 'running' ORDER BY t.id FOR UPDATE OF t), \
      done AS (UPDATE tasks t SET state = 'succeeded', output = d.output, last_outcome = 'success', \
-     last_error = NULL, lease_expires_at = NULL, lease_token = NULL, finished_at = $11 FROM d \
+     last_error = NULL, lease_expires_at = NULL, lease_token = NULL, finished_at = $11 FROM d JOIN locked l ON l.id = d.id \
      WHERE t.id = d.id AND t.lease_token = d.token AND t.state = 'running' \
      RETURNING t.id, t.run_id, t.output, d.next_id, d.next_position, d.next_name, \
      d.next_kind, d.next_queue, d.next_max_attempts, d.next_available_at, d.next_traceparent), \
