@@ -274,7 +274,8 @@ async fn the_schema_refuses_values_outside_the_vocabularies() {
 
 /// The heartbeat's lease extension and the completer's batch write the same rows. Taken in
 /// opposite orders they deadlocked on PostgreSQL, and the batch chosen as the victim left its
-/// tasks to wait for their leases to expire and run again; both now take the rows in id order.
+/// tasks to wait for their leases to expire and run again; the extension now skips rows that
+/// are locked (reporting them held) instead of waiting for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other() {
     const TASKS: i64 = 32;
@@ -307,8 +308,40 @@ async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other(
                 }
             };
             let (_, completed) = tokio::join!(heartbeats, q.succeed_batch(&successes));
-            let completed = completed.unwrap_or_else(|e| panic!("{} round {round}: completion failed: {e}", env.name()));
+            let completed =
+                completed.unwrap_or_else(|e| panic!("{} round {round}: completion failed: {e}", env.name()));
             assert_eq!(completed.len() as i64, TASKS, "{} round {round}", env.name());
+        }
+    }
+}
+
+/// Cancelling a run while its task's success is being recorded. The cancel took the run's row
+/// first and the completion its task's row first, so PostgreSQL could end either as a deadlock
+/// victim (and with the completion, every other success of its batch). Either may win; neither
+/// fails, and exactly one of them has its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_racing_the_completion_of_its_task_fails_neither() {
+    for env in Env::both().await {
+        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
+        let (w, _) = env.worker(fast());
+        let q = w.queue();
+        for round in 0..40 {
+            let id = w.start_run("oneshot", &json!({})).await.expect("start");
+            let t = q.claim("default", "worker-x", 1, now_ms() + 60_000).await.expect("claim").remove(0);
+            let success = [Success {
+                task_id: t.id.clone(),
+                token: t.token.clone(),
+                run_id: id.clone(),
+                output: "1".into(),
+                next: None,
+            }];
+            let (cancelled, completed) = tokio::join!(q.cancel_run(&id), q.succeed_batch(&success));
+            let name = env.name();
+            let cancelled = cancelled.unwrap_or_else(|e| panic!("{name} round {round}: cancel failed: {e}"));
+            let completed = completed.unwrap_or_else(|e| panic!("{name} round {round}: completion failed: {e}"));
+            assert_eq!(cancelled, completed.is_empty(), "{name} round {round}: exactly one wins");
+            let want = if cancelled { "cancelled" } else { "succeeded" };
+            assert_eq!(status(&w, &id).await, want, "{name} round {round}");
         }
     }
 }

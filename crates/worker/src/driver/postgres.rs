@@ -55,13 +55,17 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED (SELECT id FROM tasks WHERE que
 /// not per owner: a task whose outcome could not be recorded must be left to expire, and an
 /// attempt whose lease was lost must learn it (no row returned) and stop.
 ///
-/// Rows are locked in id order, as [`COMPLETE_BATCH`] locks them: the two run side by side on
-/// the same rows, and in different orders they deadlock (the losing batch's tasks would wait
-/// for their leases to expire and run again).
-const EXTEND_LEASES: &str = "WITH held AS MATERIALIZED (SELECT t.id FROM tasks t \
+/// It never waits for a row lock: a row another transaction holds (most often the completer's
+/// batch of this same process, which locks the rows in another order) is skipped this time and
+/// still reported held, as it was at the statement's start. Waiting deadlocked with the
+/// completer, and the losing batch's tasks waited for their leases to expire and ran again.
+const EXTEND_LEASES: &str = "WITH held AS MATERIALIZED (SELECT t.id, t.lease_token FROM tasks t \
      JOIN unnest($1::text[], $2::text[]) AS h(id, token) ON t.id = h.id AND t.lease_token = h.token \
-     WHERE t.state = 'running' ORDER BY t.id FOR UPDATE OF t) \
-     UPDATE tasks t SET lease_expires_at = $3 FROM held WHERE t.id = held.id RETURNING t.lease_token";
+     WHERE t.state = 'running'), \
+     free AS (SELECT t.id FROM tasks t JOIN held ON t.id = held.id \
+     WHERE t.lease_token = held.lease_token AND t.state = 'running' FOR UPDATE OF t SKIP LOCKED), \
+     extended AS (UPDATE tasks t SET lease_expires_at = $3 FROM free WHERE t.id = free.id) \
+     SELECT lease_token FROM held";
 
 /// The successes of one batch in one statement. Per completed task (arrays `$1`–`$10`, `$12`: its
 /// lease token, id, output and its `next_*` task, NULL when it was the run's last): mark it
@@ -69,18 +73,16 @@ const EXTEND_LEASES: &str = "WITH held AS MATERIALIZED (SELECT t.id FROM tasks t
 /// worker), then insert the run's next task if the run is still live, or finish the run; one
 /// NOTIFY per queue that received tasks. Returns the ids that were completed.
 ///
-/// The batch's rows are first locked in id order (see [`EXTEND_LEASES`]), then updated by
-/// primary key; the next task's fields ride along in `RETURNING`, so every later part reads
-/// `done` alone and the statement stays linear in the batch size (joins between CTEs, which the
-/// planner estimates at one row, were quadratic).
+/// The batch is joined to `tasks` once, by primary key; the next task's fields ride along in
+/// `RETURNING`, so every later part reads `done` alone and the statement stays linear in the
+/// batch size (joins between CTEs, which the planner estimates at one row, were quadratic).
+/// Task rows are locked before run rows, as [`LOCK_RUN_TASKS`] makes a cancel do.
 const COMPLETE_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::text[], $3::text[], \
      $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[], $1::text[], $12::text[]) \
      AS d(id, output, next_id, next_position, next_name, next_kind, next_queue, next_max_attempts, next_available_at, \
      token, next_traceparent)), \
-     locked AS MATERIALIZED (SELECT t.id FROM tasks t JOIN d ON t.id = d.id AND t.lease_token = d.token \
-     WHERE t.state = 'running' ORDER BY t.id FOR UPDATE OF t), \
      done AS (UPDATE tasks t SET state = 'succeeded', output = d.output, last_outcome = 'success', \
-     last_error = NULL, lease_expires_at = NULL, lease_token = NULL, finished_at = $11 FROM d JOIN locked l ON l.id = d.id \
+     last_error = NULL, lease_expires_at = NULL, lease_token = NULL, finished_at = $11 FROM d \
      WHERE t.id = d.id AND t.lease_token = d.token AND t.state = 'running' \
      RETURNING t.id, t.run_id, t.output, d.next_id, d.next_position, d.next_name, \
      d.next_kind, d.next_queue, d.next_max_attempts, d.next_available_at, d.next_traceparent), \
@@ -93,6 +95,12 @@ const COMPLETE_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::t
      FROM done WHERE r.id = done.run_id AND done.next_id IS NULL AND r.status IN ('pending', 'running')), \
      woken AS (SELECT pg_notify('compozy_tasks', q.queue) FROM (SELECT DISTINCT queue FROM next) q) \
      SELECT done.id, (SELECT count(*) FROM woken) AS woken FROM done";
+
+/// A cancel's first step: its run's live task rows, locked in id order before the run's row.
+/// A completion locks a task's row, then its run's; a cancel that took the run first deadlocked
+/// with it, and could take a whole batch of other runs' successes down as the victim.
+const LOCK_RUN_TASKS: &str =
+    "SELECT id FROM tasks WHERE run_id = $1 AND state IN ('available', 'running') ORDER BY id FOR UPDATE";
 
 #[derive(Clone, Debug)]
 pub struct PostgresDriver {
@@ -305,6 +313,7 @@ impl Driver for PostgresDriver {
         boxed(async move {
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await?;
+            sqlx::query(LOCK_RUN_TASKS).bind(p.run_id).execute(&mut *tx).await?;
             let n = sqlx::query(sql::CANCEL_RUN).bind(p.run_id).bind(p.now).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 sqlx::query(sql::CANCEL_TASKS).bind(p.run_id).bind(p.now).execute(&mut *tx).await?;
