@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use compozy_testkit::sample_opt;
-use compozy_worker::queue::{Failed, Success};
+use compozy_worker::queue::{Claimed, Failed, Success};
 use compozy_worker::{Worker, WorkerConfig};
 use serde_json::json;
 
@@ -18,6 +18,17 @@ const LIMIT: Duration = Duration::from_secs(20);
 fn now_ms() -> i64 {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
         .expect("ms")
+}
+
+/// The success of claimed attempt `t`, with `output` (JSON), ending its run.
+fn success(t: &Claimed, output: &str) -> Success {
+    Success {
+        task_id: t.id.clone(),
+        token: t.token.clone(),
+        run_id: t.run_id.clone(),
+        output: output.into(),
+        next: None,
+    }
 }
 
 async fn status(worker: &Worker, id: &str) -> String {
@@ -120,23 +131,14 @@ async fn a_stale_attempt_ends_nothing_after_the_same_process_reclaims_the_task()
         assert!(held.is_empty(), "{}: a stale attempt extends nothing", env.name());
         let failed = q.fail(&stale, me, "error", "stale", Some(now_ms()), false).await.expect("fail");
         assert_eq!(failed, Failed::Lost);
-        let success = |t: &compozy_worker::queue::Claimed| Success {
-            task_id: t.id.clone(),
-            token: t.token.clone(),
-            run_id: t.run_id.clone(),
-            output: "\"stale\"".into(),
-            next: None,
-        };
-        assert!(q.succeed_batch(&[success(&stale)]).await.expect("succeed").is_empty());
+        assert!(q.succeed_batch(&[success(&stale, "\"stale\"")]).await.expect("succeed").is_empty());
         assert_eq!(q.run_tasks(&id).await.expect("tasks")[0].state, "running", "{}", env.name());
 
         // The live attempt still holds its lease and ends the task.
         let held =
             q.extend_leases(&[(fresh.id.clone(), fresh.token.clone())], now_ms() + 60_000).await.expect("extend");
         assert!(held.contains(&fresh.token));
-        let mut live = success(&fresh);
-        live.output = "\"fresh\"".into();
-        assert_eq!(q.succeed_batch(&[live]).await.expect("succeed").len(), 1);
+        assert_eq!(q.succeed_batch(&[success(&fresh, "\"fresh\"")]).await.expect("succeed").len(), 1);
         let run = q.get_run(&id).await.expect("get").expect("run");
         assert_eq!((run.status.as_str(), run.output), ("succeeded", Some(json!("fresh"))));
     }
@@ -291,17 +293,7 @@ async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other(
             assert_eq!(claimed.len() as i64, TASKS);
             claimed.sort_by(|a, b| a.id.cmp(&b.id));
             let held: Vec<(String, String)> = claimed.iter().map(|t| (t.id.clone(), t.token.clone())).collect();
-            let successes: Vec<Success> = claimed
-                .iter()
-                .rev()
-                .map(|t| Success {
-                    task_id: t.id.clone(),
-                    token: t.token.clone(),
-                    run_id: t.run_id.clone(),
-                    output: "1".into(),
-                    next: None,
-                })
-                .collect();
+            let successes: Vec<Success> = claimed.iter().rev().map(|t| success(t, "1")).collect();
             let heartbeats = async {
                 for _ in 0..4 {
                     q.extend_leases(&held, now_ms() + 60_000).await.expect("a lease extension never fails");
@@ -328,14 +320,8 @@ async fn a_cancel_racing_the_completion_of_its_task_fails_neither() {
         for round in 0..40 {
             let id = w.start_run("oneshot", &json!({})).await.expect("start");
             let t = q.claim("default", "worker-x", 1, now_ms() + 60_000).await.expect("claim").remove(0);
-            let success = [Success {
-                task_id: t.id.clone(),
-                token: t.token.clone(),
-                run_id: id.clone(),
-                output: "1".into(),
-                next: None,
-            }];
-            let (cancelled, completed) = tokio::join!(q.cancel_run(&id), q.succeed_batch(&success));
+            let done = [success(&t, "1")];
+            let (cancelled, completed) = tokio::join!(q.cancel_run(&id), q.succeed_batch(&done));
             let name = env.name();
             let cancelled = cancelled.unwrap_or_else(|e| panic!("{name} round {round}: cancel failed: {e}"));
             let completed = completed.unwrap_or_else(|e| panic!("{name} round {round}: completion failed: {e}"));
