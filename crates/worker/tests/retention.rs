@@ -54,7 +54,7 @@ async fn finished_runs_are_deleted_with_their_rows_per_status_and_counted() {
         let cancelled = worker.start_run("long", &serde_json::json!({})).await.expect("start");
         let running = worker.start_run("long", &serde_json::json!({})).await.expect("start");
         wait_for(&env, "SELECT COUNT(*) FROM workflow_runs WHERE status IN ('succeeded', 'failed')", 8).await;
-        wait_for(&env, "SELECT COUNT(*) FROM workflow_runs WHERE status = 'running'", 2).await;
+        wait_for(&env, "SELECT COUNT(*) FROM tasks WHERE state = 'running'", 2).await;
         assert!(worker.queue().cancel_run(&cancelled).await.expect("cancel"));
         for run in succeeded.iter().chain([&failed, &cancelled, &running]) {
             exec(&env, INSERT_DELIVERY, run).await;

@@ -265,6 +265,62 @@ async fn cancel_stops_a_run_and_shutdown_releases_leases() {
     }
 }
 
+/// The run row as stored: `(status, started_at)`.
+async fn stored_run(env: &Env, id: &str) -> (String, Option<i64>) {
+    const SQL: &str = "SELECT status, started_at FROM workflow_runs WHERE id = $1";
+    let mut conn = env.store.acquire().await.expect("connection");
+    compozy_store::on_conn!(&mut conn, c => sqlx::query_as(SQL).bind(id).fetch_one(&mut **c).await.expect("run row"))
+}
+
+async fn listed(w: &Worker, status: &str) -> Vec<String> {
+    let filter = compozy_worker::RunFilter { status: Some(status.into()), limit: 100, ..Default::default() };
+    w.queue().list_runs(&filter).await.expect("list").into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_writes_no_run_row_and_the_run_reads_running_from_its_first_task() {
+    for env in Env::both().await {
+        let config = WorkerConfig { shutdown_timeout: Duration::from_millis(100), ..fast() };
+        let (w, _) = env.worker(config);
+        let id = w.start_run("long", &json!({})).await.expect("start");
+        assert_eq!(w.queue().get_run(&id).await.expect("get").expect("run").status, "pending");
+        assert_eq!(listed(&w, "pending").await, vec![id.clone()], "{}", env.name());
+
+        let (s, h) = spawn(&w);
+        eventually("claimed", LIMIT, || async { w.queue().run_tasks(&id).await.expect("tasks")[0].state == "running" })
+            .await;
+        let task = w.queue().run_tasks(&id).await.expect("tasks").remove(0);
+        assert_eq!(stored_run(&env, &id).await, ("pending".into(), None), "{}: the claim wrote the run", env.name());
+        let run = w.queue().get_run(&id).await.expect("get").expect("run");
+        assert_eq!((run.status.as_str(), run.started_at), ("running", task.started_at), "{}", env.name());
+        assert_eq!(listed(&w, "running").await, vec![id.clone()], "{}", env.name());
+        assert!(listed(&w, "pending").await.is_empty(), "{}", env.name());
+
+        // Released at shutdown (the attempt is not counted), claimed again: the run's start is
+        // still its first task's first start.
+        let _ = s.send(());
+        h.await.expect("stops");
+        assert_eq!(w.queue().run_tasks(&id).await.expect("tasks")[0].state, "available");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (s, h) = spawn(&w);
+        eventually("claimed again", LIMIT, || async {
+            let t = &w.queue().run_tasks(&id).await.expect("tasks")[0];
+            t.state == "running" && t.started_at != task.started_at
+        })
+        .await;
+        let run = w.queue().get_run(&id).await.expect("get").expect("run");
+        assert_eq!((run.status.as_str(), run.started_at), ("running", task.started_at), "{}", env.name());
+
+        assert!(w.queue().cancel_run(&id).await.expect("cancel"));
+        let run = w.queue().get_run(&id).await.expect("get").expect("run");
+        assert_eq!((run.status.as_str(), run.started_at), ("cancelled", task.started_at), "{}", env.name());
+        assert_eq!(listed(&w, "cancelled").await, vec![id.clone()], "{}", env.name());
+        assert!(listed(&w, "running").await.is_empty(), "{}", env.name());
+        let _ = s.send(());
+        h.await.expect("stops");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_notify_wakes_workers_of_other_processes() {
     let Some(env) = Env::postgres().await else { return };

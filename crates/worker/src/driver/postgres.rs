@@ -38,17 +38,16 @@ const INSERT_TASKS: &str = "INSERT INTO tasks (id, run_id, position, name, kind,
      $3::int4[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int8[], $10::text[]) AS t(id, run_id, position, \
      name, kind, queue, max_attempts, available_at, traceparent)";
 
-/// One round trip per batch: lock ready rows others do not hold, lease them, mark their runs
-/// started, and return each with its run's workflow and input. Every sub-statement sees the
-/// snapshot from before the statement, so the join reads the runs as they were.
+/// One round trip per batch: lock ready rows others do not hold, lease them, and return each
+/// with its run's workflow and input. The run row is not written: its first task's
+/// `first_started_at` makes it running ([`sql::GET_RUN`]).
 const CLAIM: &str = "WITH picked AS MATERIALIZED (SELECT id FROM tasks WHERE queue = $4 \
      AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
      claimed AS (UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, lease_owner = $1, \
-     lease_token = gen_random_uuid()::text, lease_expires_at = $2, started_at = $3 FROM picked WHERE t.id = picked.id \
+     lease_token = gen_random_uuid()::text, lease_expires_at = $2, started_at = $3, \
+     first_started_at = COALESCE(t.first_started_at, $3) FROM picked WHERE t.id = picked.id \
      RETURNING t.id, t.run_id, t.position, t.name, t.kind, t.queue, t.attempt, t.max_attempts, t.rescues, \
-     t.lease_token, t.available_at, t.traceparent), \
-     started AS (UPDATE workflow_runs SET status = 'running', started_at = $3 \
-     WHERE id IN (SELECT run_id FROM claimed WHERE position = 0) AND status = 'pending') \
+     t.lease_token, t.available_at, t.traceparent) \
      SELECT c.*, r.workflow_id, r.input FROM claimed c JOIN workflow_runs r ON r.id = c.run_id";
 
 /// Every attempt of the process in one statement (arrays `$1` ids, `$2` tokens). Per attempt,
@@ -351,7 +350,7 @@ impl Driver for PostgresDriver {
         boxed(async move {
             let (f, (before_at, before_id)) = (p.filter, p.filter.cursor());
             let mut conn = self.conn().await?;
-            let statement = sql::list_runs(f.workflow_id.is_some(), f.status.is_some());
+            let statement = sql::list_runs(f.workflow_id.is_some(), f.status.as_deref());
             let rows = sqlx::query(statement)
                 .bind(&f.workflow_id)
                 .bind(&f.status)

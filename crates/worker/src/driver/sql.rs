@@ -2,6 +2,7 @@
 //! backend's own statements are in its module; the state machine is in [`super`].
 
 use super::rows::{Dependent, RunDelete};
+use crate::model::RunStatus;
 
 pub const INSERT_ATTEMPT: &str = "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, \
      outcome, error, output) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -61,10 +62,23 @@ pub const RUN_OUTPUTS: &str =
 pub const INSERT_RETRY_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at, \
      retry_of) VALUES ($1, $2, 'pending', $3, $4, $5)";
 
-/// `retried_by` is found through the unique index on `retry_of`.
-pub const GET_RUN: &str = "SELECT id, workflow_id, status, input, output, error, created_at, started_at, \
-     finished_at, retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by \
-     FROM workflow_runs WHERE id = $1";
+/// A run as the API reads it. A run is `running` once it is `pending` and its first task has
+/// started: the claim writes the task row alone (one row write per claimed task, not two).
+/// Runs written before `first_started_at` existed keep their stored `running` and `started_at`.
+/// `stored_status` is the column, for filters that an index on it can serve. `retried_by` is
+/// found through the unique index on `retry_of`, the first task through the one on
+/// `(run_id, position)`.
+macro_rules! run_view {
+    () => {
+        "SELECT * FROM (SELECT r.id, r.workflow_id, CASE WHEN r.status = 'pending' AND t0.first_started_at IS NOT NULL \
+         THEN 'running' ELSE r.status END AS status, r.status AS stored_status, r.input, r.output, r.error, \
+         r.created_at, COALESCE(r.started_at, t0.first_started_at) AS started_at, r.finished_at, r.retry_of, \
+         (SELECT x.id FROM workflow_runs x WHERE x.retry_of = r.id) AS retried_by \
+         FROM workflow_runs r LEFT JOIN tasks t0 ON t0.run_id = r.id AND t0.position = 0) v WHERE "
+    };
+}
+
+pub const GET_RUN: &str = concat!(run_view!(), "id = $1");
 
 /// Newest first, keyset-paginated on `(created_at, id)` after `($3, $4)`, at most `$5`; `$1`
 /// (workflow) and `$2` (status) filter when set. One statement per combination of filters, so
@@ -72,24 +86,26 @@ pub const GET_RUN: &str = "SELECT id, workflow_id, status, input, output, error,
 /// the `created_at` index and test every run, which costs a whole-table walk when a filter
 /// matches few runs (140 ms for a workflow matching none of 100,000 runs on SQLite). An unset
 /// filter's parameter is still bound, as `$n IS NULL`. The keyset is a row comparison, which
-/// both databases turn into an index range.
-pub fn list_runs(workflow: bool, status: bool) -> &'static str {
+/// both databases turn into an index range. A run of any status but `running` has it stored
+/// (a pending one also has not started), so those filters can use SQLite's status index.
+pub fn list_runs(workflow: bool, status: Option<&str>) -> &'static str {
     macro_rules! list_runs {
         ($filter:literal) => {
-            concat!(
-                "SELECT id, workflow_id, status, input, output, error, created_at, started_at, finished_at, ",
-                "retry_of, (SELECT r.id FROM workflow_runs r WHERE r.retry_of = workflow_runs.id) AS retried_by ",
-                "FROM workflow_runs WHERE ",
-                $filter,
-                " AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-            )
+            concat!(run_view!(), $filter, " AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5")
         };
     }
+    let running = status == Some(RunStatus::Running.as_str());
     match (workflow, status) {
-        (false, false) => list_runs!("$1 IS NULL AND $2 IS NULL"),
-        (true, false) => list_runs!("workflow_id = $1 AND $2 IS NULL"),
-        (false, true) => list_runs!("$1 IS NULL AND status = $2"),
-        (true, true) => list_runs!("workflow_id = $1 AND status = $2"),
+        (false, None) => list_runs!("$1 IS NULL AND $2 IS NULL"),
+        (true, None) => list_runs!("workflow_id = $1 AND $2 IS NULL"),
+        (false, Some(_)) if running => {
+            list_runs!("$1 IS NULL AND stored_status IN ('pending', 'running') AND status = $2")
+        }
+        (true, Some(_)) if running => {
+            list_runs!("workflow_id = $1 AND stored_status IN ('pending', 'running') AND status = $2")
+        }
+        (false, Some(_)) => list_runs!("$1 IS NULL AND stored_status = $2 AND status = $2"),
+        (true, Some(_)) => list_runs!("workflow_id = $1 AND stored_status = $2 AND status = $2"),
     }
 }
 

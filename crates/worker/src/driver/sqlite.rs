@@ -29,16 +29,15 @@ const INSERT_TASK: &str = "INSERT INTO tasks (id, run_id, position, name, kind, 
      max_attempts, available_at, created_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 'available', 0, $7, $8, $8, $9)";
 
 /// The single writer needs no row locks; the run's workflow and input ride along so a task
-/// needs no read of its run before it starts.
+/// needs no read of its run before it starts. The run row is not written: its first task's
+/// `first_started_at` makes it running ([`sql::GET_RUN`]).
 const CLAIM: &str = "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
-     lease_token = lower(hex(randomblob(16))), lease_expires_at = $2, started_at = $3 WHERE id IN (SELECT id FROM tasks WHERE queue = $4 \
+     lease_token = lower(hex(randomblob(16))), lease_expires_at = $2, started_at = $3, \
+     first_started_at = COALESCE(first_started_at, $3) WHERE id IN (SELECT id FROM tasks WHERE queue = $4 \
      AND state = 'available' AND available_at <= $3 ORDER BY available_at, id LIMIT $5) \
      RETURNING id, run_id, position, name, kind, queue, attempt, max_attempts, rescues, lease_token, \
      available_at, traceparent, (SELECT workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id) AS workflow_id, \
      (SELECT input FROM workflow_runs r WHERE r.id = tasks.run_id) AS input";
-
-const MARK_RUN_STARTED: &str =
-    "UPDATE workflow_runs SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'pending'";
 
 /// Per attempt, not per owner: a task whose outcome could not be recorded must be left to
 /// expire, and an attempt whose lease was lost must learn it (no row returned) and stop.
@@ -146,21 +145,15 @@ impl Driver for SqliteDriver {
     fn claim<'a>(&'a self, p: ClaimParams<'a>) -> DriverFuture<'a, Vec<Claimed>> {
         boxed(async move {
             let mut w = self.writer().await?;
-            let mut tx = begin_write(&mut w.conn).await?;
             let rows = sqlx::query(CLAIM)
                 .bind(p.owner)
                 .bind(p.lease_until)
                 .bind(p.now)
                 .bind(p.queue)
                 .bind(p.limit)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *w.conn)
                 .await?;
-            let claimed = all(&rows, rows::claimed)?;
-            for t in claimed.iter().filter(|t| t.position == 0) {
-                sqlx::query(MARK_RUN_STARTED).bind(&t.run_id).bind(p.now).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(claimed)
+            Ok(all(&rows, rows::claimed)?)
         })
     }
 
@@ -325,7 +318,7 @@ impl Driver for SqliteDriver {
         boxed(async move {
             let (f, (before_at, before_id)) = (p.filter, p.filter.cursor());
             let mut conn = self.conn().await?;
-            let statement = sql::list_runs(f.workflow_id.is_some(), f.status.is_some());
+            let statement = sql::list_runs(f.workflow_id.is_some(), f.status.as_deref());
             let rows = sqlx::query(statement)
                 .bind(&f.workflow_id)
                 .bind(&f.status)
