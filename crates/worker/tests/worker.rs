@@ -272,6 +272,12 @@ async fn stored_run(env: &Env, id: &str) -> (String, Option<i64>) {
     compozy_store::on_conn!(&mut conn, c => sqlx::query_as(SQL).bind(id).fetch_one(&mut **c).await.expect("run row"))
 }
 
+/// The run as the API reads it: `(status, started_at)`.
+async fn read_run(w: &Worker, id: &str) -> (String, Option<i64>) {
+    let run = w.queue().get_run(id).await.expect("get").expect("run");
+    (run.status, run.started_at)
+}
+
 async fn listed(w: &Worker, status: &str) -> Vec<String> {
     let filter = compozy_worker::RunFilter { status: Some(status.into()), limit: 100, ..Default::default() };
     w.queue().list_runs(&filter).await.expect("list").into_iter().map(|r| r.id).collect()
@@ -283,7 +289,7 @@ async fn a_claim_writes_no_run_row_and_the_run_reads_running_from_its_first_task
         let config = WorkerConfig { shutdown_timeout: Duration::from_millis(100), ..fast() };
         let (w, _) = env.worker(config);
         let id = w.start_run("long", &json!({})).await.expect("start");
-        assert_eq!(w.queue().get_run(&id).await.expect("get").expect("run").status, "pending");
+        assert_eq!(read_run(&w, &id).await, ("pending".into(), None), "{}", env.name());
         assert_eq!(listed(&w, "pending").await, vec![id.clone()], "{}", env.name());
 
         let (s, h) = spawn(&w);
@@ -291,8 +297,7 @@ async fn a_claim_writes_no_run_row_and_the_run_reads_running_from_its_first_task
             .await;
         let task = w.queue().run_tasks(&id).await.expect("tasks").remove(0);
         assert_eq!(stored_run(&env, &id).await, ("pending".into(), None), "{}: the claim wrote the run", env.name());
-        let run = w.queue().get_run(&id).await.expect("get").expect("run");
-        assert_eq!((run.status.as_str(), run.started_at), ("running", task.started_at), "{}", env.name());
+        assert_eq!(read_run(&w, &id).await, ("running".into(), task.started_at), "{}", env.name());
         assert_eq!(listed(&w, "running").await, vec![id.clone()], "{}", env.name());
         assert!(listed(&w, "pending").await.is_empty(), "{}", env.name());
 
@@ -308,12 +313,10 @@ async fn a_claim_writes_no_run_row_and_the_run_reads_running_from_its_first_task
             t.state == "running" && t.started_at != task.started_at
         })
         .await;
-        let run = w.queue().get_run(&id).await.expect("get").expect("run");
-        assert_eq!((run.status.as_str(), run.started_at), ("running", task.started_at), "{}", env.name());
+        assert_eq!(read_run(&w, &id).await, ("running".into(), task.started_at), "{}", env.name());
 
         assert!(w.queue().cancel_run(&id).await.expect("cancel"));
-        let run = w.queue().get_run(&id).await.expect("get").expect("run");
-        assert_eq!((run.status.as_str(), run.started_at), ("cancelled", task.started_at), "{}", env.name());
+        assert_eq!(read_run(&w, &id).await, ("cancelled".into(), task.started_at), "{}", env.name());
         assert_eq!(listed(&w, "cancelled").await, vec![id.clone()], "{}", env.name());
         assert!(listed(&w, "running").await.is_empty(), "{}", env.name());
         let _ = s.send(());
