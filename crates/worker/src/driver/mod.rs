@@ -37,15 +37,16 @@
 //! A run's row is written when the run is inserted and when it ends, never by a claim: a run
 //! is `running` once it is `pending` and its first task has started (`first_started_at`, set by
 //! its first claim and kept by retries and rescues), which the reads derive ([`sql::GET_RUN`]).
-//! A second row write per claimed task cost about a sixth of the throughput.
+//! A second row write per claimed task cost about a fifth of the throughput.
 //!
 //! Round trips per task are what bound throughput on PostgreSQL, so there a claim is one
-//! statement per batch that also returns each run's workflow and input, and the successes a worker gathers while a flush is in flight are
-//! recorded (and their runs advanced, with one NOTIFY per queue) by one statement per batch.
-//! SQLite serialises writers, so its claim is a plain `UPDATE … RETURNING` and its batch is
-//! one transaction of the per-task statements; writers of one process queue on a process-wide
-//! lock before taking a connection. Statements whose text both backends share are in [`sql`]
-//! (sqlx takes `$n` on SQLite too); each backend's own are in its module.
+//! statement per batch that also returns each run's workflow and input, and the successes a
+//! worker gathers while a flush is in flight are recorded (and their runs advanced, with one
+//! NOTIFY per queue) by one statement per batch. SQLite serialises writers, so its claim is a
+//! plain `UPDATE … RETURNING` and its batch is one transaction of the per-task statements;
+//! writers of one process queue on a process-wide lock before taking a connection. Statements
+//! whose text both backends share are in [`sql`] (sqlx takes `$n` on SQLite too); each
+//! backend's own are in its module.
 //!
 //! Every task row is inserted with the W3C `traceparent` of the span that enqueued it
 //! ([`NewTask::traceparent`]; NULL with tracing off) and a claim returns it
