@@ -47,6 +47,12 @@ async fn finished(worker: &Worker, id: &str) -> String {
 /// A workflow of one task without a `retry` block (one attempt), as users write them.
 const ONE_SHOT: &str = "resource: workflow\nid: oneshot\ntasks:\n  - {id: a, type: wait, duration: 1500ms}\n";
 
+/// A worker (not running) of a project that has the `oneshot` workflow.
+async fn oneshot_worker(env: &Env) -> Worker {
+    env.add("workflows/oneshot.yaml", ONE_SHOT).await;
+    env.worker(fast()).0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_does_not_consume_the_attempts_of_a_task() {
     for env in Env::both().await {
@@ -83,8 +89,7 @@ async fn a_crash_does_not_consume_the_attempts_of_a_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_keeps_killing_its_workers_is_dead_lettered_past_max_rescues() {
     for env in Env::both().await {
-        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
-        let (w, _) = env.worker(fast());
+        let w = oneshot_worker(&env).await;
         let q = w.queue();
         let id = w.start_run("oneshot", &json!({})).await.expect("start");
         // Two workers that die holding the task: claimed with a lease that is already over.
@@ -114,8 +119,7 @@ async fn a_task_that_keeps_killing_its_workers_is_dead_lettered_past_max_rescues
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_attempt_ends_nothing_after_the_same_process_reclaims_the_task() {
     for env in Env::both().await {
-        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
-        let (w, _) = env.worker(fast());
+        let w = oneshot_worker(&env).await;
         let q = w.queue();
         let id = w.start_run("oneshot", &json!({})).await.expect("start");
         let me = "worker-same";
@@ -282,8 +286,7 @@ async fn the_schema_refuses_values_outside_the_vocabularies() {
 async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other() {
     const TASKS: i64 = 32;
     for env in Env::both().await {
-        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
-        let (w, _) = env.worker(fast());
+        let w = oneshot_worker(&env).await;
         let q = w.queue();
         for round in 0..20 {
             for _ in 0..TASKS {
@@ -314,8 +317,7 @@ async fn lease_extension_and_completion_of_the_same_tasks_never_fail_each_other(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_racing_the_completion_of_its_task_fails_neither() {
     for env in Env::both().await {
-        env.add("workflows/oneshot.yaml", ONE_SHOT).await;
-        let (w, _) = env.worker(fast());
+        let w = oneshot_worker(&env).await;
         let q = w.queue();
         for round in 0..40 {
             let id = w.start_run("oneshot", &json!({})).await.expect("start");
