@@ -47,5 +47,5 @@ pub use config::{CacheConfig, RedisTls, StoreConfig, mask_url};
 pub use error::{CacheError, RETRY_AFTER, StoreError, Unavailable};
 pub use health::HealthProbe;
 pub use instances::Instance;
-pub use sqlite::{DB_FILE, begin_write};
+pub use sqlite::{DB_FILE, WAL_SIZE_LIMIT_BYTES, begin_write};
 pub use store::{Store, StoreConn};

@@ -77,6 +77,12 @@ pub async fn begin_write(conn: &mut SqliteConnection) -> Result<Transaction<'_, 
 /// How long a writer waits for SQLite's single write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the `-wal` file is cut back to once a checkpoint has emptied it. SQLite reuses the file
+/// from its start and never shrinks it by default, so one large transaction, or a reader that
+/// held checkpoints back for a while, left the file at its peak size for good. Normal traffic
+/// keeps the WAL near the 1,000-page auto-checkpoint (about 4 MiB), well below this.
+pub const WAL_SIZE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+
 pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool, u32), StoreError> {
     let file = private_database_file(data_dir)?;
     // WAL lets readers proceed while one connection writes. FULL syncs the WAL at every commit,
@@ -93,6 +99,7 @@ pub(crate) fn pool(config: &StoreConfig, data_dir: &Path) -> Result<(SqlitePool,
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string())
         .foreign_keys(true);
     let max = config.max_connections.unwrap_or(SQLITE_DEFAULT_MAX_CONNECTIONS);
     let pool = SqlitePoolOptions::new()

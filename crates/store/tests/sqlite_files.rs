@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::registry;
-use compozy_store::{DB_FILE, Store, StoreConfig};
+use compozy_store::{DB_FILE, Store, StoreConfig, WAL_SIZE_LIMIT_BYTES};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
@@ -75,5 +75,34 @@ async fn every_connection_syncs_at_each_commit() {
         assert_eq!(journal, "wal");
     }
     drop(conns);
+    store.close().await;
+}
+
+/// A transaction larger than the limit grows the `-wal` file past it; once a checkpoint has
+/// copied it into the database, the next write starts the WAL over and the file is cut back.
+/// Without the limit SQLite keeps the file at its peak size for good.
+#[tokio::test]
+async fn the_wal_file_shrinks_back_after_a_large_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&StoreConfig::default(), dir.path(), &registry()).await.expect("open");
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    let wal_size = || std::fs::metadata(&wal).expect("wal file").len();
+    let mut conn = store.acquire().await.expect("acquire");
+    let c = conn.as_sqlite().expect("sqlite");
+    sqlx::query("CREATE TABLE blobs (b BLOB)").execute(&mut *c).await.expect("create");
+    let megabytes = WAL_SIZE_LIMIT_BYTES / (1024 * 1024) + 8;
+    let mut tx = compozy_store::begin_write(c).await.expect("begin");
+    for _ in 0..megabytes {
+        sqlx::query("INSERT INTO blobs VALUES (randomblob(1048576))").execute(&mut *tx).await.expect("insert");
+    }
+    tx.commit().await.expect("commit");
+    let peak = wal_size();
+    assert!(peak > WAL_SIZE_LIMIT_BYTES, "the transaction alone grows the WAL past the limit ({peak} bytes)");
+    // The commit's automatic checkpoint copied the frames; make sure of it, then write again.
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *c).await.expect("checkpoint");
+    sqlx::query("DELETE FROM blobs").execute(&mut *c).await.expect("delete");
+    let after = wal_size();
+    assert!(after <= WAL_SIZE_LIMIT_BYTES, "the WAL is cut back to the limit: {after} bytes after a {peak}-byte peak");
+    drop(conn);
     store.close().await;
 }
