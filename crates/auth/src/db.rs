@@ -3,22 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use compozy_store::{Store, StoreConn, StoreError};
+use compozy_store::{Store, StoreConn, StoreError, on_conn};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::keys::KeyHash;
 use crate::principal::Principal;
-
-/// Runs `$body` with `$c` bound to the backend's connection, whichever it is.
-macro_rules! on_conn {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            StoreConn::Postgres($c) => $body,
-            StoreConn::Sqlite($c) => $body,
-        }
-    };
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

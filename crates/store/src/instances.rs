@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::store::{Store, StoreConn};
+use crate::store::Store;
 
 /// One engine process as last reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,16 +18,6 @@ pub struct Instance {
     pub role: String,
     pub started_at: SystemTime,
     pub heartbeat_at: SystemTime,
-}
-
-/// Runs `$body` with `$c` bound to the backend's connection, whichever it is.
-macro_rules! on_conn {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            StoreConn::Postgres($c) => $body,
-            StoreConn::Sqlite($c) => $body,
-        }
-    };
 }
 
 const UPSERT: &str = "INSERT INTO instances (id, role, started_at, heartbeat_at) VALUES ($1, $2, $3, $3) \
