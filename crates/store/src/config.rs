@@ -1,11 +1,10 @@
 //! Configuration of the store (`database.*`) and the cache (`cache.*`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use compozy_core::Secret;
 use serde::{Deserialize, Serialize};
-
-pub use crate::cache::tls::RedisTls;
 
 /// `database.*`: PostgreSQL when `url` is set, embedded SQLite in the data directory otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,6 +123,24 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             sweep_interval: Duration::from_secs(60),
         }
+    }
+}
+
+/// `redis.tls.*`: files for `rediss://` URLs (PEM).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisTls {
+    /// CA certificates to trust instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain, when the server asks for one (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key_file: Option<PathBuf>,
+}
+
+impl RedisTls {
+    pub(crate) fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The cache: Redis when configured, an in-process map otherwise, behind one API.
 
+mod connection;
 pub mod memory;
 mod pipeline;
 pub mod redis;
@@ -104,9 +105,4 @@ impl Cache {
             }
         }
     }
-}
-
-/// Expiry in whole milliseconds, at least 1 (Redis rejects `PX 0`).
-pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }

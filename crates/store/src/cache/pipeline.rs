@@ -13,7 +13,7 @@ use compozy_core::gather::gather;
 use redis::{RedisResult, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::redis::{RedisManager, is_connection_error, map_redis, pool_get, unavailable};
+use super::connection::{RedisManager, is_connection_error, map_redis, pool_get, unavailable};
 use crate::error::{CacheError, Unavailable};
 
 /// Most commands in one pipeline: bounds the request and reply buffers.

@@ -2,112 +2,28 @@
 //! closed connection; the `redis_pool_*` counters are those totals read at collection time, so
 //! they equal the true totals however often they are scraped.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bb8::{ManageConnection, Pool, RunError};
+use bb8::Pool;
 use compozy_core::Readiness;
 use compozy_telemetry::Registry;
 use compozy_telemetry::catalog;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError};
+use redis::{AsyncConnectionConfig, FromRedisValue};
 
 use crate::config::{CacheConfig, mask_url};
 use crate::error::{CacheError, Unavailable};
 use crate::health::{HealthProbe, HealthState, spawn_probe};
 
+pub(crate) use super::connection::BACKEND;
+use super::connection::pool_get;
+pub use super::connection::{RedisConn, RedisManager};
 use super::pipeline::Pipeline;
-
-pub(crate) const BACKEND: &str = "redis";
 
 /// Sets the expiry only when the key has none, i.e. on the first increment: INCR and PEXPIRE
 /// run as one atomic script.
 const INCR_SCRIPT: &str = "local v = redis.call('INCR', KEYS[1]) \
      if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
      return v";
-
-/// A connection checked out within this long of its last successful command is handed out
-/// without a `PING`: pinging on every check-out doubled the round trips of every command (one
-/// `PING` per `SET` under load). A connection that died in the window fails its command, is
-/// marked broken and closed; one idle for longer is pinged (and replaced if dead) first.
-const ALIVE_BYPASS: Duration = Duration::from_millis(500);
-
-/// A connection, when it last answered, and whether a command on it failed at the connection
-/// level; bb8 closes broken connections when they come back (counted in
-/// `connections_closed_broken`).
-pub struct RedisConn {
-    conn: MultiplexedConnection,
-    answered: Instant,
-    pub(super) broken: bool,
-}
-
-impl RedisConn {
-    /// The raw connection, for commands this API does not cover.
-    pub fn connection(&mut self) -> &mut MultiplexedConnection {
-        &mut self.conn
-    }
-
-    /// Notes that the connection just answered (no `PING` at its next checkout).
-    pub(super) fn answered(&mut self) {
-        self.answered = Instant::now();
-    }
-}
-
-/// bb8-redis's manager without its two gaps: connect and response timeouts, and broken-connection
-/// reporting (it never reports one).
-#[derive(Clone)]
-pub struct RedisManager {
-    client: Client,
-    config: AsyncConnectionConfig,
-}
-
-impl ManageConnection for RedisManager {
-    type Connection = RedisConn;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<RedisConn, RedisError> {
-        let conn = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
-        Ok(RedisConn { conn, answered: Instant::now(), broken: false })
-    }
-
-    async fn is_valid(&self, c: &mut RedisConn) -> Result<(), RedisError> {
-        if c.answered.elapsed() < ALIVE_BYPASS {
-            return Ok(());
-        }
-        redis::cmd("PING").query_async::<()>(&mut c.conn).await?;
-        c.answered = Instant::now();
-        Ok(())
-    }
-
-    fn has_broken(&self, c: &mut RedisConn) -> bool {
-        c.broken
-    }
-}
-
-pub(super) fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-}
-
-pub(super) fn unavailable(reason: Unavailable) -> CacheError {
-    CacheError::Unavailable { backend: BACKEND, reason }
-}
-
-pub(super) fn map_redis(e: RedisError) -> CacheError {
-    if e.is_timeout() {
-        unavailable(Unavailable::Timeout)
-    } else if is_connection_error(&e) {
-        tracing::debug!(error = %e, "redis unavailable");
-        unavailable(Unavailable::Unreachable)
-    } else {
-        CacheError::Command(e.to_string())
-    }
-}
-
-pub(super) async fn pool_get(pool: &Pool<RedisManager>) -> Result<bb8::PooledConnection<'_, RedisManager>, CacheError> {
-    pool.get().await.map_err(|e| match e {
-        RunError::TimedOut => unavailable(Unavailable::Timeout),
-        RunError::User(e) => map_redis(e),
-    })
-}
 
 /// Cheap to clone; clones share the pool and the pipeline.
 #[derive(Clone)]
@@ -138,7 +54,7 @@ impl RedisCache {
             .idle_timeout(config.idle_timeout)
             .max_lifetime(None)
             .test_on_check_out(true)
-            .build_unchecked(RedisManager { client, config: conn_config });
+            .build_unchecked(RedisManager::new(client, conn_config));
         register_metrics(registry, &pool, config.pool_size.max(1));
         let cache = RedisCache {
             pipeline: Pipeline::spawn(pool.clone(), config.pool_size.max(1) as usize),
@@ -175,19 +91,19 @@ impl RedisCache {
     }
 
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        let ms = super::ttl_millis(ttl);
+        let ms = ttl_millis(ttl);
         self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(ms)).await
     }
 
     pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
-        let ms = super::ttl_millis(ttl);
+        let ms = ttl_millis(ttl);
         let reply: Option<String> =
             self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(ms).arg("NX")).await?;
         Ok(reply.is_some())
     }
 
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
-        let ms = super::ttl_millis(ttl);
+        let ms = ttl_millis(ttl);
         self.run(redis::cmd("EVAL").arg(INCR_SCRIPT).arg(1).arg(self.key(key)).arg(ms)).await
     }
 
@@ -242,4 +158,9 @@ fn register_metrics(registry: &Registry, pool: &Pool<RedisManager>, size: u32) {
             + st.connections_closed_max_lifetime
             + st.connections_closed_idle_timeout
     });
+}
+
+/// Expiry in whole milliseconds, at least 1 (Redis rejects `PX 0`).
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }

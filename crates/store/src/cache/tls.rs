@@ -2,31 +2,12 @@
 //! with an optional client certificate. No mode skips verification: the redis crate's
 //! `#insecure` URL fragment needs a feature this build does not enable, so such a URL is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use redis::{Client, ClientTlsConfig, TlsCertificates};
-use serde::{Deserialize, Serialize};
 
-use crate::config::mask_url;
+use crate::config::{RedisTls, mask_url};
 use crate::error::CacheError;
-
-/// `redis.tls.*`: files for `rediss://` URLs (PEM).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedisTls {
-    /// CA certificates to trust instead of the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate chain, when the server asks for one (with `key_file`).
-    pub cert_file: Option<PathBuf>,
-    /// The client certificate's private key.
-    pub key_file: Option<PathBuf>,
-}
-
-impl RedisTls {
-    fn is_set(&self) -> bool {
-        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
-    }
-}
 
 /// A Redis client for `url`: TLS with the configured files for `rediss://`, plain for `redis://`.
 pub(crate) fn client(url: &str, tls: &RedisTls) -> Result<Client, CacheError> {
