@@ -12,8 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(crate) struct Slots {
     total: Arc<Semaphore>,
     per_webhook: usize,
-    /// One semaphore per slug that received a verified delivery: bounded by the configured
-    /// webhooks (an unknown slug never gets here).
+    /// One semaphore per slug with a delivery in flight (an unknown slug never gets here). Idle
+    /// ones are dropped when another slug is added, so slugs removed by a reload go too.
     shares: RwLock<HashMap<Box<str>, Arc<Semaphore>>>,
 }
 
@@ -44,6 +44,10 @@ impl Slots {
             return s.clone();
         }
         let mut shares = self.shares.write();
+        // Clones are made under this lock only, so a share no acquire holds is one no permit
+        // holds either (a held permit owns a clone): it is at its full count, and a new one
+        // made on its slug's next delivery is the same.
+        shares.retain(|_, share| Arc::strong_count(share) > 1);
         shares.entry(slug.into()).or_insert_with(|| Arc::new(Semaphore::new(self.per_webhook))).clone()
     }
 }
@@ -65,5 +69,21 @@ mod tests {
         assert!(slots.acquire("c", wait).await.is_none(), "the pool is full");
         drop(a1);
         assert!(slots.acquire("c", wait).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn idle_webhooks_are_forgotten_and_busy_ones_keep_their_share() {
+        let slots = Slots::new(8, 2);
+        let wait = Duration::from_millis(20);
+        let held = slots.acquire("busy", wait).await;
+        for i in 0..100 {
+            assert!(slots.acquire(&format!("gone-{i}"), wait).await.is_some());
+        }
+        assert_eq!(slots.shares.read().len(), 2, "the busy slug and the last one");
+        let second = slots.acquire("busy", wait).await;
+        assert!(second.is_some());
+        assert!(slots.acquire("busy", wait).await.is_none(), "the busy slug's share still counts its held slot");
+        drop((held, second));
+        assert!(slots.acquire("busy", wait).await.is_some());
     }
 }
