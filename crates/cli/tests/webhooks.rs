@@ -1,5 +1,6 @@
-//! Webhooks through the binary: nothing acknowledged is lost. A delivery answered 202 survives
-//! `kill -9` right after the answer, and the restarted engine executes its run.
+//! Webhooks through the binary: nothing acknowledged is lost, nothing acknowledged runs twice. A
+//! delivery answered 202 survives `kill -9` right after the answer, the restarted engine
+//! executes its run, and a replay of it after the restart is still a duplicate.
 
 mod common;
 
@@ -40,7 +41,7 @@ fn engine(dir: &Path) -> Engine {
 }
 
 #[test]
-fn kill_9_after_202_loses_nothing() {
+fn kill_9_after_202_loses_nothing_and_a_replay_is_still_a_duplicate() {
     let dir = tempfile::tempdir().expect("dir");
     project(dir.path());
     let first = engine(dir.path());
@@ -62,6 +63,15 @@ fn kill_9_after_202_loses_nothing() {
     });
     let (_, _, run) = second.get(&path);
     assert!(run.contains(r#""service":"api""#), "the rendered input was stored: {run}");
+
+    // A replay after the restart, which emptied the in-process dedupe cache, with a changed
+    // unsigned header: the delivery log still knows the signed body, so no second run.
+    let replay = [headers[0], headers[1], ("x-github-delivery", "replayed-after-restart")];
+    let (status, _, answer) = post(second.addr, "/api/v0/hooks/deploy", &replay, body).expect("exchange");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""status":"duplicate""#), "{answer}");
+    let duplicates = second.metric(r#"compozy_webhook_deliveries_total{source="ci",result="duplicate"}"#);
+    assert_eq!(duplicates, Some(1.0));
 
     // The receiver counts what it sees, with the configured source label.
     let (status, _, _) = post(second.addr, "/api/v0/hooks/deploy", &headers[..1], body).expect("exchange");

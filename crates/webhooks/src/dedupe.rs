@@ -116,6 +116,11 @@ pub fn cache_key(slug: &str, id: &str) -> String {
     format!("webhook:dedupe:{}", hex(&h.finalize()))
 }
 
+/// The key as the delivery log stores it (`webhook_deliveries.dedupe_key`): the hash alone.
+pub fn stored_key(cache_key: &str) -> &str {
+    cache_key.trim_start_matches("webhook:dedupe:")
+}
+
 pub fn ttl(dedupe: Option<&Dedupe>, default: Duration) -> Duration {
     dedupe.and_then(|d| d.ttl).unwrap_or(default)
 }

@@ -163,6 +163,26 @@ pub async fn list(store: &Store, f: &Filter) -> Result<Vec<Delivery>, compozy_st
     rows.map_err(store_error)
 }
 
+/// When the log last accepted a delivery with `dedupe_key` at or after `since` (Unix ms), if it
+/// did. The dedupe cache is the fast path; this is its durable record, for what a restart or an
+/// eviction made the cache forget (see `docs/webhooks.md#dedupe`).
+pub async fn last_accepted(
+    store: &Store,
+    dedupe_key: &str,
+    since: i64,
+) -> Result<Option<i64>, compozy_store::StoreError> {
+    let mut conn = store.acquire().await?;
+    let at = compozy_store::on_conn!(&mut conn, c => sqlx::query_scalar::<_, Option<i64>>(LAST_ACCEPTED)
+        .bind(dedupe_key)
+        .bind(since)
+        .fetch_one(&mut **c)
+        .await);
+    at.map_err(store_error)
+}
+
+/// Served by `webhook_deliveries_dedupe_idx`.
+const LAST_ACCEPTED: &str = "SELECT MAX(created_at) FROM webhook_deliveries WHERE dedupe_key = $1 AND created_at >= $2";
+
 /// A stored delivery and its kept payload, for replay.
 pub async fn get_with_payload(
     store: &Store,

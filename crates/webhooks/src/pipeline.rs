@@ -174,6 +174,11 @@ impl Inner {
             Ok(selected) => selected,
             Err((name, stop)) => return (name, Err(stop)),
         };
+        if let Some(key) = dedupe_key.as_deref()
+            && let Err(stop) = self.check_log(d.hook, key).await
+        {
+            return (NO_EVENT.into(), Err(stop));
+        }
         let run = match self.worker.new_run(d.workflow_id, &run_input) {
             Ok(run) => run,
             Err(e) => return (name, Err(worker_stop(&e))),
@@ -185,7 +190,7 @@ impl Inner {
             event: name.clone(),
             workflow_id: d.workflow_id.to_string(),
             run_id: run.id.clone(),
-            dedupe_key: dedupe_key.map(|k| k.trim_start_matches("webhook:dedupe:").to_string()),
+            dedupe_key: dedupe_key.as_deref().map(|k| dedupe::stored_key(k).to_string()),
             replay_of: d.replay_of.clone(),
             payload: (!self.config.retention.is_zero()).then(|| String::from_utf8_lossy(d.raw).into_owned()),
             created_at: unix_ms(),
@@ -198,6 +203,32 @@ impl Inner {
             Err(e) => Err(worker_stop(&e)),
         };
         (name, result)
+    }
+
+    /// The dedupe cache said "new"; the delivery log may still hold the ID, accepted within the
+    /// TTL by a process that has since restarted, or evicted from a full in-process cache. Such a
+    /// delivery is a duplicate, and the cache learns it for the rest of the TTL. Checked only
+    /// for deliveries about to start a run: one indexed read, none for those that match nothing.
+    async fn check_log(&self, hook: &WebhookTrigger, cache_key: &str) -> Result<(), Stop> {
+        let ttl = dedupe::ttl(hook.dedupe.as_ref(), self.config.dedupe_ttl);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let now = unix_ms();
+        let store = self.worker.queue().store();
+        let lookup = crate::deliveries::last_accepted(store, dedupe::stored_key(cache_key), now.saturating_sub(ttl_ms));
+        match lookup.instrument(compozy_telemetry::child_span!("webhook.dedupe_log")).await {
+            Ok(None) => Ok(()),
+            Ok(Some(at)) => {
+                let left = u64::try_from(at.saturating_add(ttl_ms).saturating_sub(now)).unwrap_or(0);
+                if let Err(e) = dedupe::succeeded(&self.cache, cache_key, Duration::from_millis(left.max(1))).await {
+                    tracing::warn!(source = hook.source(), error = %e, "webhook dedupe mark not updated");
+                }
+                Err(Stop::Duplicate)
+            }
+            Err(e) => {
+                tracing::warn!(source = hook.source(), error = %e, "webhook dedupe log unavailable");
+                Err(Stop::Unavailable)
+            }
+        }
     }
 
     /// Filter and render: the event the delivery matches and its run's input (checked against
@@ -234,6 +265,8 @@ impl Inner {
     async fn finish_claim(&self, hook: &WebhookTrigger, key: Option<&str>, result: &Result<Accepted, Stop>) {
         let Some(key) = key else { return };
         let done = match result {
+            // Found in the delivery log, which marked it with the TTL's remainder.
+            Err(Stop::Duplicate) => return,
             Ok(_) | Err(Stop::NoMatch) => {
                 dedupe::succeeded(&self.cache, key, dedupe::ttl(hook.dedupe.as_ref(), self.config.dedupe_ttl)).await
             }

@@ -168,6 +168,35 @@ async fn duplicates_in_progress_and_failed_then_retried() {
     }
 }
 
+/// What a restart (in-process cache) or an eviction does to the cache: the key is gone. The
+/// delivery log still knows the ID for the rest of the TTL, and no second run starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_id_the_cache_forgot_is_found_in_the_log_within_its_ttl() {
+    let ttl = Duration::from_millis(1500);
+    for env in Env::both(WebhooksConfig { dedupe_ttl: ttl, ..WebhooksConfig::default() }).await {
+        let n = env.name;
+        let body = format!(r#"{{"repo":"a/b","n":"{}"}}"#, uuid::Uuid::new_v4().simple());
+        let key =
+            compozy_webhooks::dedupe::cache_key("gh", &compozy_webhooks::dedupe::signed_bytes_id("", body.as_bytes()));
+        let sent = std::time::Instant::now();
+        assert_eq!(env.send(github("push", &body, None)).await.0, 202, "{n}");
+        compozy_webhooks::dedupe::release(&env.cache, &key).await.expect("forget");
+
+        let replayed = env.send(github("push", &body, Some("a-new-unsigned-id"))).await;
+        assert_eq!((replayed.0, replayed.2["data"]["status"].as_str()), (200, Some("duplicate")), "{n}");
+        assert_eq!(env.deliveries("github", "duplicate"), 1.0, "{n}");
+        // The cache learnt it again: the next replay does not reach the log.
+        let claim = compozy_webhooks::dedupe::claim(&env.cache, &key, Duration::from_secs(30)).await.expect("claim");
+        assert_eq!(claim, compozy_webhooks::dedupe::Claim::Succeeded, "{n}");
+
+        // After the TTL the same body is a new delivery again, as it is with the cache alone.
+        tokio::time::sleep((ttl + Duration::from_millis(100)).saturating_sub(sent.elapsed())).await;
+        compozy_webhooks::dedupe::release(&env.cache, &key).await.expect("forget");
+        assert_eq!(env.send(github("push", &body, None)).await.0, 202, "{n}");
+        assert_eq!(env.deliveries("github", "accepted"), 2.0, "{n}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_a_webhook_without_restart_and_log_lists_deliveries() {
     for env in Env::both(WebhooksConfig { retention: Duration::from_secs(3600), ..WebhooksConfig::default() }).await {
