@@ -333,3 +333,41 @@ async fn a_cancel_racing_the_completion_of_its_task_fails_neither() {
         }
     }
 }
+
+/// A stopping process releases its leases while its completion flusher may still be writing a
+/// batch (the flusher outlives the shutdown's wait). The release leaves the rows that batch
+/// holds; waiting for them instead, the two could each wait for the other's next row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_at_shutdown_leaves_the_rows_a_completion_is_writing() {
+    let Some(env) = Env::postgres().await else { return };
+    let mut conn = env.store.acquire().await.expect("connection");
+    let compozy_store::StoreConn::Postgres(batch) = &mut conn else { unreachable!("a PostgreSQL env") };
+    let seed = [
+        "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at, started_at) VALUES \
+         ('r1', 'noop', 'running', '{}', 1, 1), ('r2', 'noop', 'running', '{}', 2, 2)",
+        "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, attempt, max_attempts, available_at, \
+         created_at, lease_owner, lease_token, lease_expires_at) SELECT id || '-t', id, 0, 'pause', 'wait', \
+         'default', 'running', 1, 3, 0, 0, 'w-stopping', id || '-token', 9000000000000 FROM workflow_runs",
+    ];
+    for sql in seed {
+        sqlx::query(sql).execute(&mut **batch).await.expect("seed");
+    }
+    // The completion batch in flight holds r1's task.
+    sqlx::query("BEGIN").execute(&mut **batch).await.expect("begin");
+    sqlx::query("SELECT id FROM tasks WHERE id = 'r1-t' FOR UPDATE").execute(&mut **batch).await.expect("lock");
+
+    let (worker, _) = env.worker(fast());
+    let release = tokio::time::timeout(Duration::from_secs(30), worker.queue().release("w-stopping"));
+    let released = release.await.expect("the release waited for the completion's row").expect("release");
+    assert_eq!(released, 1);
+    sqlx::query("COMMIT").execute(&mut **batch).await.expect("commit");
+    let states: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT id, state, lease_owner FROM tasks ORDER BY id")
+            .fetch_all(&mut **batch)
+            .await
+            .expect("read");
+    assert_eq!(
+        states,
+        [("r1-t".into(), "running".into(), Some("w-stopping".into())), ("r2-t".into(), "available".into(), None)]
+    );
+}

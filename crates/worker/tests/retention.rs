@@ -169,3 +169,52 @@ async fn a_retry_outlives_the_run_it_retries() {
         assert_eq!((kept.status.as_str(), kept.retry_of), ("pending", None), "{}", env.name());
     }
 }
+
+/// Two processes pruning at once (a backlog after downtime): one takes the failed runs, the
+/// other the cancelled ones, and each batch holds the retry of a run in the other batch. Deleting
+/// a run sets its retry's `retry_of` to NULL, which locks that retry: without one pruner at a
+/// time, each waits for the other's batch (`deadlock detected`, a batch rolled back).
+/// A third connection holds the runs' task rows until both pruners are waiting, so both have
+/// taken their batch before either deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pruners_at_once_do_not_deadlock_on_retries_across_their_batches() {
+    let Some(env) = Env::postgres().await else { return };
+    let mut holder = env.store.acquire().await.expect("connection");
+    let StoreConn::Postgres(holder) = &mut holder else { unreachable!("a PostgreSQL env") };
+    let seed = [
+        "INSERT INTO workflow_runs (id, workflow_id, status, input, created_at, finished_at, retry_of) VALUES \
+         ('x1', 'noop', 'failed', '{}', 1, 1, NULL), ('x2', 'noop', 'cancelled', '{}', 2, 2, NULL), \
+         ('y1', 'noop', 'cancelled', '{}', 3, 3, 'x1'), ('y2', 'noop', 'failed', '{}', 4, 4, 'x2')",
+        "INSERT INTO tasks (id, run_id, position, name, kind, queue, state, max_attempts, available_at, created_at) \
+         SELECT id || '-t', id, 0, 'pause', 'wait', 'default', 'succeeded', 1, 0, 0 FROM workflow_runs",
+    ];
+    for sql in seed {
+        sqlx::query(sql).execute(&mut **holder).await.expect("seed");
+    }
+    let (worker, _) = env.worker(fast());
+    let pruner = |failed: u64, cancelled: u64| {
+        let config = RetentionConfig {
+            succeeded: Duration::ZERO,
+            failed: Duration::from_millis(failed),
+            cancelled: Duration::from_millis(cancelled),
+            ..RetentionConfig::default()
+        };
+        Pruner::new(worker.queue().clone(), config, vec![], vec![], &common::registry()).expect("pruner")
+    };
+    let (failed_runs, cancelled_runs) = (pruner(1, 0), pruner(0, 1));
+
+    sqlx::query("BEGIN").execute(&mut **holder).await.expect("begin");
+    sqlx::query("SELECT id FROM tasks FOR UPDATE").execute(&mut **holder).await.expect("lock the tasks");
+    let a = tokio::spawn(async move { failed_runs.prune().await });
+    let b = tokio::spawn(async move { cancelled_runs.prune().await });
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock'";
+    wait_for(&env, waiting, 2).await;
+    sqlx::query("COMMIT").execute(&mut **holder).await.expect("release the tasks");
+
+    for (name, pruned) in [("failed", a.await), ("cancelled", b.await)] {
+        let pruned = pruned.expect("joined").unwrap_or_else(|e| panic!("the {name} pruner: {e}"));
+        assert_eq!(pruned.get("run"), Some(&2), "{name}: {pruned:?}");
+    }
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM workflow_runs").await, 0);
+}

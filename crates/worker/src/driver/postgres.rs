@@ -101,6 +101,18 @@ const COMPLETE_BATCH: &str = "WITH d AS MATERIALIZED (SELECT * FROM unnest($2::t
 const LOCK_RUN_TASKS: &str =
     "SELECT id FROM tasks WHERE run_id = $1 AND state IN ('available', 'running') ORDER BY id FOR UPDATE";
 
+/// Retention's batches (runs and sweeps) go one at a time across processes. Two pruners' batches
+/// lock rows the other's deletes need: a run's retry (its `retry_of` is set to NULL when the run
+/// goes) sits in another status's batch, and a sweep and a run batch delete the same delivery
+/// rows in different orders; either deadlocked. A batch is short, so the wait is too.
+const ONE_PRUNER: &str = "SELECT pg_advisory_xact_lock(hashtextextended('compozy.retention', 0))";
+
+/// Leases a stopping process still holds, but not rows a completion batch is writing now (its
+/// flusher can outlive the shutdown's wait): released in another order, the two deadlocked.
+const RELEASE: &str = "UPDATE tasks SET state = 'available', attempt = attempt - 1, available_at = $2, \
+     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id IN (SELECT id FROM tasks \
+     WHERE lease_owner = $1 AND state = 'running' FOR UPDATE SKIP LOCKED) AND state = 'running'";
+
 #[derive(Clone, Debug)]
 pub struct PostgresDriver {
     store: Store,
@@ -116,6 +128,18 @@ impl PostgresDriver {
             StoreConn::Postgres(c) => Ok(c),
             StoreConn::Sqlite(_) => Err(WorkerError::Config("the PostgreSQL driver was given a SQLite store".into())),
         }
+    }
+
+    async fn cancel_once(&self, p: &CancelRunParams<'_>) -> Result<bool, WorkerError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(LOCK_RUN_TASKS).bind(p.run_id).execute(&mut *tx).await?;
+        let n = sqlx::query(sql::CANCEL_RUN).bind(p.run_id).bind(p.now).execute(&mut *tx).await?.rows_affected();
+        if n == 1 {
+            sqlx::query(sql::CANCEL_TASKS).bind(p.run_id).bind(p.now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
     }
 }
 
@@ -304,21 +328,19 @@ impl Driver for PostgresDriver {
     fn release<'a>(&'a self, p: ReleaseParams<'a>) -> DriverFuture<'a, u64> {
         boxed(async move {
             let mut conn = self.conn().await?;
-            Ok(sqlx::query(sql::RELEASE).bind(p.owner).bind(p.now).execute(&mut *conn).await?.rows_affected())
+            Ok(sqlx::query(RELEASE).bind(p.owner).bind(p.now).execute(&mut *conn).await?.rows_affected())
         })
     }
 
+    /// Tried twice: a task the run's completion inserted after the first statement's snapshot is
+    /// locked after the run, the order a completion or failure of that task takes the other way
+    /// round, so PostgreSQL may pick the cancel as a deadlock's victim; the second try sees it.
     fn cancel_run<'a>(&'a self, p: CancelRunParams<'a>) -> DriverFuture<'a, bool> {
         boxed(async move {
-            let mut conn = self.conn().await?;
-            let mut tx = conn.begin().await?;
-            sqlx::query(LOCK_RUN_TASKS).bind(p.run_id).execute(&mut *tx).await?;
-            let n = sqlx::query(sql::CANCEL_RUN).bind(p.run_id).bind(p.now).execute(&mut *tx).await?.rows_affected();
-            if n == 1 {
-                sqlx::query(sql::CANCEL_TASKS).bind(p.run_id).bind(p.now).execute(&mut *tx).await?;
+            match self.cancel_once(&p).await {
+                Err(WorkerError::Database(e)) if is_deadlock(&e) => self.cancel_once(&p).await,
+                done => done,
             }
-            tx.commit().await?;
-            Ok(n == 1)
         })
     }
 
@@ -390,6 +412,7 @@ impl Driver for PostgresDriver {
             let expired = format!("{} FOR UPDATE SKIP LOCKED", sql::EXPIRED_RUNS);
             let mut conn = self.conn().await?;
             let mut tx = conn.begin().await?;
+            sqlx::query(ONE_PRUNER).execute(&mut *tx).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(expired))
                 .bind(p.status)
                 .bind(p.cutoff)
@@ -413,7 +436,11 @@ impl Driver for PostgresDriver {
     fn sweep<'a>(&'a self, p: SweepParams) -> DriverFuture<'a, u64> {
         boxed(async move {
             let mut conn = self.conn().await?;
-            Ok(sqlx::query(p.statement).bind(p.cutoff).bind(p.limit).execute(&mut *conn).await?.rows_affected())
+            let mut tx = conn.begin().await?;
+            sqlx::query(ONE_PRUNER).execute(&mut *tx).await?;
+            let n = sqlx::query(p.statement).bind(p.cutoff).bind(p.limit).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(n)
         })
     }
 
@@ -457,6 +484,11 @@ async fn insert_first_tasks(tx: &mut sqlx::PgConnection, runs: &[NewRun], now: i
 }
 
 /// One column of the batch's next tasks (NULL where a run has no next task).
+/// SQLSTATE 40P01: PostgreSQL chose this transaction as a deadlock's victim and rolled it back.
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01")
+}
+
 fn next_column<T>(batch: &[Success], f: impl Fn(&NewTask) -> T) -> Vec<Option<T>> {
     batch.iter().map(|s| s.next.as_ref().map(&f)).collect()
 }

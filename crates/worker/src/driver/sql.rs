@@ -27,7 +27,8 @@ pub const CANCEL_RUN: &str = "UPDATE workflow_runs SET status = 'cancelled', fin
 pub const CANCEL_TASKS: &str = "UPDATE tasks SET state = 'cancelled', finished_at = $2, lease_token = NULL, \
      lease_expires_at = NULL WHERE run_id = $1 AND state IN ('available', 'running')";
 
-/// Graceful shutdown: the attempt did not fail, so it is not counted.
+/// Graceful shutdown: the attempt did not fail, so it is not counted. PostgreSQL's variant
+/// leaves rows a completion batch is writing to it (`driver/postgres.rs`).
 pub const RELEASE: &str = "UPDATE tasks SET state = 'available', attempt = attempt - 1, available_at = $2, \
      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE lease_owner = $1 AND state = 'running'";
 
