@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use compozy_autoload::ProjectRegistry;
 use compozy_autoload::resources::{VerifyMethod, WebhookTrigger};
-use compozy_store::{CacheError, RETRY_AFTER};
+use compozy_store::{Cache, CacheError, RETRY_AFTER};
 use compozy_worker::WorkerError;
 use http::HeaderMap;
 use http_body_util::BodyExt;
@@ -174,11 +174,6 @@ impl Inner {
             Ok(selected) => selected,
             Err((name, stop)) => return (name, Err(stop)),
         };
-        if let Some(key) = dedupe_key.as_deref()
-            && let Err(stop) = self.check_log(d.hook, key).await
-        {
-            return (NO_EVENT.into(), Err(stop));
-        }
         let run = match self.worker.new_run(d.workflow_id, &run_input) {
             Ok(run) => run,
             Err(e) => return (name, Err(worker_stop(&e))),
@@ -191,6 +186,7 @@ impl Inner {
             workflow_id: d.workflow_id.to_string(),
             run_id: run.id.clone(),
             dedupe_key: dedupe_key.as_deref().map(|k| dedupe::stored_key(k).to_string()),
+            dedupe_since: self.log_window(d.hook),
             replay_of: d.replay_of.clone(),
             payload: (!self.config.retention.is_zero()).then(|| String::from_utf8_lossy(d.raw).into_owned()),
             created_at: unix_ms(),
@@ -198,37 +194,40 @@ impl Inner {
         let delivery_id = delivery.id.clone();
         let commit =
             self.starter.start(run, delivery).instrument(compozy_telemetry::child_span!("webhook.store_commit"));
-        let result = match commit.await {
-            Ok(run_id) => Ok(Accepted { run_id, delivery_id, event: name.clone() }),
-            Err(e) => Err(worker_stop(&e)),
-        };
-        (name, result)
+        match commit.await {
+            Ok(run_id) => (name.clone(), Ok(Accepted { run_id, delivery_id, event: name })),
+            Err(WorkerError::Duplicate { stored_at }) => {
+                if let Some(key) = dedupe_key.as_deref() {
+                    self.remember_duplicate(d.hook, key, stored_at).await;
+                }
+                (NO_EVENT.into(), Err(Stop::Duplicate))
+            }
+            Err(e) => (name, Err(worker_stop(&e))),
+        }
     }
 
-    /// The dedupe cache said "new"; the delivery log may still hold the ID, accepted within the
-    /// TTL by a process that has since restarted, or evicted from a full in-process cache. Such a
-    /// delivery is a duplicate, and the cache learns it for the rest of the TTL. Checked only
-    /// for deliveries about to start a run: one indexed read, none for those that match nothing.
-    async fn check_log(&self, hook: &WebhookTrigger, cache_key: &str) -> Result<(), Stop> {
-        let ttl = dedupe::ttl(hook.dedupe.as_ref(), self.config.dedupe_ttl);
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let now = unix_ms();
-        let store = self.worker.queue().store();
-        let lookup = crate::deliveries::last_accepted(store, dedupe::stored_key(cache_key), now.saturating_sub(ttl_ms));
-        match lookup.instrument(compozy_telemetry::child_span!("webhook.dedupe_log")).await {
-            Ok(None) => Ok(()),
-            Ok(Some(at)) => {
-                let left = u64::try_from(at.saturating_add(ttl_ms).saturating_sub(now)).unwrap_or(0);
-                if let Err(e) = dedupe::succeeded(&self.cache, cache_key, Duration::from_millis(left.max(1))).await {
-                    tracing::warn!(source = hook.source(), error = %e, "webhook dedupe mark not updated");
-                }
-                Err(Stop::Duplicate)
-            }
-            Err(e) => {
-                tracing::warn!(source = hook.source(), error = %e, "webhook dedupe log unavailable");
-                Err(Stop::Unavailable)
-            }
+    /// The delivery log had the ID (accepted within the TTL by a process that has since
+    /// restarted, or evicted from a full in-process cache): the cache learns it for the rest of
+    /// the TTL.
+    async fn remember_duplicate(&self, hook: &WebhookTrigger, cache_key: &str, stored_at: i64) {
+        let ttl_ms = i64::try_from(self.dedupe_ttl(hook).as_millis()).unwrap_or(i64::MAX);
+        let left = u64::try_from(stored_at.saturating_add(ttl_ms).saturating_sub(unix_ms())).unwrap_or(0);
+        if let Err(e) = dedupe::succeeded(&self.cache, cache_key, Duration::from_millis(left.max(1))).await {
+            tracing::warn!(source = hook.source(), error = %e, "webhook dedupe mark not updated");
         }
+    }
+
+    /// Since when the delivery log is asked for the delivery's ID, if it is: only behind the
+    /// in-process cache, which a restart empties and a full map evicts from. Redis is shared and
+    /// outlives the engine's processes, so it remains the record there (the read per batch cost
+    /// a fifth of the accepted deliveries on PostgreSQL).
+    fn log_window(&self, hook: &WebhookTrigger) -> Option<i64> {
+        let ttl = i64::try_from(self.dedupe_ttl(hook).as_millis()).unwrap_or(i64::MAX);
+        matches!(self.cache, Cache::Memory(_)).then(|| unix_ms().saturating_sub(ttl))
+    }
+
+    fn dedupe_ttl(&self, hook: &WebhookTrigger) -> Duration {
+        dedupe::ttl(hook.dedupe.as_ref(), self.config.dedupe_ttl)
     }
 
     /// Filter and render: the event the delivery matches and its run's input (checked against
@@ -265,11 +264,9 @@ impl Inner {
     async fn finish_claim(&self, hook: &WebhookTrigger, key: Option<&str>, result: &Result<Accepted, Stop>) {
         let Some(key) = key else { return };
         let done = match result {
-            // Found in the delivery log, which marked it with the TTL's remainder.
+            // Found in the delivery log, and marked with the TTL's remainder then.
             Err(Stop::Duplicate) => return,
-            Ok(_) | Err(Stop::NoMatch) => {
-                dedupe::succeeded(&self.cache, key, dedupe::ttl(hook.dedupe.as_ref(), self.config.dedupe_ttl)).await
-            }
+            Ok(_) | Err(Stop::NoMatch) => dedupe::succeeded(&self.cache, key, self.dedupe_ttl(hook)).await,
             Err(_) => dedupe::release(&self.cache, key).await,
         };
         if let Err(e) = done {

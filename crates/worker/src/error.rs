@@ -26,6 +26,10 @@ pub enum WorkerError {
     /// A run is retried once; `retry` is the run that retried it.
     #[error("the execution was already retried by `{retry}`; retry that one instead")]
     AlreadyRetried { retry: String },
+    /// An earlier start with the same idempotency key (a webhook's delivery ID) was stored at
+    /// `stored_at` (Unix ms), within the key's window: no second run.
+    #[error("an earlier request with the same idempotency key started a run")]
+    Duplicate { stored_at: i64 },
     /// The process is shutting down: its run starter takes no more runs.
     #[error("the worker is stopping")]
     Stopped,

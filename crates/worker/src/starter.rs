@@ -83,7 +83,9 @@ async fn flush_loop<C: Companion>(
         if gather(&mut *rx.lock().await, &mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let (runs, rows, replies) = split(batch.drain(..));
+        let Some((runs, rows, replies)) = without_duplicates(&queue, split(batch.drain(..))).await else {
+            continue;
+        };
         match queue.insert_runs_with(&runs, &rows).await {
             Ok(()) => {
                 committed();
@@ -111,6 +113,35 @@ async fn flush_loop<C: Companion>(
             }
         }
     }
+}
+
+/// The batch without the rows stored before (their callers are answered
+/// [`WorkerError::Duplicate`]); `None` when nothing is left to insert.
+async fn without_duplicates<C: Companion>(queue: &Queue, batch: Split<C>) -> Option<Split<C>> {
+    let (runs, rows, replies) = batch;
+    let stored = match C::stored_before(&rows, queue.store()).await {
+        Ok(stored) if stored.iter().all(Option::is_none) => return Some((runs, rows, replies)),
+        Ok(stored) => stored,
+        Err(e) => {
+            let backend = queue.store().backend();
+            replies.into_iter().for_each(|r| drop(r.send(Err(outage(&e, backend)))));
+            return None;
+        }
+    };
+    let (mut left_runs, mut left_rows, mut left_replies) = (Vec::new(), Vec::new(), Vec::new());
+    // A short answer leaves the rest to be stored: never drop a start.
+    let stored = stored.into_iter().chain(std::iter::repeat(None));
+    for (((run, row), reply), stored_at) in runs.into_iter().zip(rows).zip(replies).zip(stored) {
+        match stored_at {
+            Some(stored_at) => drop(reply.send(Err(WorkerError::Duplicate { stored_at }))),
+            None => {
+                left_runs.push(run);
+                left_rows.push(row);
+                left_replies.push(reply);
+            }
+        }
+    }
+    (!left_runs.is_empty()).then_some((left_runs, left_rows, left_replies))
 }
 
 type Split<C> = (Vec<NewRun>, Vec<C>, Vec<oneshot::Sender<Result<(), WorkerError>>>);

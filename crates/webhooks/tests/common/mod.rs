@@ -98,6 +98,10 @@ pub async fn redis_cache(url: &str) -> Option<Cache> {
     }
 }
 
+pub async fn memory_cache() -> Cache {
+    Cache::connect(&CacheConfig::default(), &registry()).await.expect("memory cache")
+}
+
 pub fn fast_worker() -> WorkerConfig {
     WorkerConfig {
         poll_interval: Duration::from_millis(50),
@@ -122,9 +126,19 @@ impl Env {
         out
     }
 
+    /// PostgreSQL (None when missing) and SQLite, both behind the in-process cache.
+    pub async fn with_memory_cache(config: WebhooksConfig) -> Vec<Env> {
+        let mut out = Vec::new();
+        if let Some(db) = TestDb::create().await {
+            let (url, cache) = (db.url(), memory_cache().await);
+            out.push(Env::open("postgres+memory", Some(db), Some(url), cache, config.clone()).await);
+        }
+        out.push(Env::embedded(config).await);
+        out
+    }
+
     pub async fn embedded(config: WebhooksConfig) -> Env {
-        let cache = Cache::connect(&CacheConfig::default(), &registry()).await.expect("memory cache");
-        Env::open("sqlite+memory", None, None, cache, config).await
+        Env::open("sqlite+memory", None, None, memory_cache().await, config).await
     }
 
     pub async fn open(

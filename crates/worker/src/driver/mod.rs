@@ -166,10 +166,21 @@ pub enum TxConn<'c> {
 /// What the caller's part of the transaction returns.
 pub type TxFuture<'c> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 
+/// When each row of a batch was stored before, if it was (see [`Companion::stored_before`]).
+pub type StoredFuture<'c> = Pin<Box<dyn Future<Output = Result<Vec<Option<i64>>, WorkerError>> + Send + 'c>>;
+
 /// Rows a caller stores with the runs it starts (a webhook's delivery records).
 pub trait Companion: Send + Sync + Sized + 'static {
     /// Inserts `rows` inside the runs' open transaction (each row knows its run's id).
     fn insert_all<'c>(rows: &'c [Self], conn: TxConn<'c>) -> TxFuture<'c>;
+
+    /// For each of `rows`, when an earlier row with its idempotency key was stored within the
+    /// key's window (Unix ms), if one was; empty when none was. Asked once per batch before
+    /// the transaction: such a row's run is not started again, and its caller gets
+    /// [`WorkerError::Duplicate`].
+    fn stored_before<'c>(_rows: &'c [Self], _store: &'c Store) -> StoredFuture<'c> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Nothing stored beside the runs.
