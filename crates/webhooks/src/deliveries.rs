@@ -224,23 +224,6 @@ pub async fn get_with_payload(
     row.map_err(store_error)
 }
 
-/// Drops payloads older than `cutoff` (Unix ms); returns how many.
-pub async fn prune_payloads(store: &Store, cutoff: i64) -> Result<u64, compozy_store::StoreError> {
-    const BATCH: i64 = 500;
-    let mut total = 0;
-    loop {
-        let mut conn = store.acquire().await?;
-        let done = compozy_store::on_conn!(&mut conn, c => {
-            sqlx::query(PRUNE_PAYLOADS).bind(cutoff).bind(BATCH).execute(&mut **c).await.map(|r| r.rows_affected())
-        });
-        let n = done.map_err(store_error)?;
-        total += n;
-        if n < BATCH as u64 {
-            return Ok(total);
-        }
-    }
-}
-
 /// Clears up to `$2` kept payloads of deliveries older than `$1`.
 const PRUNE_PAYLOADS: &str = "UPDATE webhook_deliveries SET payload = NULL WHERE id IN (SELECT id FROM \
      webhook_deliveries WHERE payload IS NOT NULL AND created_at < $1 ORDER BY created_at LIMIT $2)";

@@ -408,9 +408,26 @@ async fn retention_prunes_kept_payloads() {
         };
         assert_eq!(kept(&env.store).await.as_deref(), Some(r#"{"k":"v"}"#), "{}", env.name);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let cutoff = compozy_webhooks::pipeline::unix_ms() - 1;
-        let pruned = compozy_webhooks::deliveries::prune_payloads(&env.store, cutoff).await.expect("prune");
-        assert_eq!(pruned, 1, "{}", env.name);
+        // The engine's pruner with the webhooks' sweeps; runs are kept (0s: forever).
+        let keep_runs = compozy_worker::retention::RetentionConfig {
+            succeeded: Duration::ZERO,
+            failed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+            ..Default::default()
+        };
+        let dependents = vec![compozy_webhooks::deliveries::RUN_DEPENDENT];
+        let pruner = compozy_worker::retention::Pruner::new(
+            env.worker.queue().clone(),
+            keep_runs,
+            dependents,
+            env.webhooks.sweeps(),
+            &registry(),
+        )
+        .expect("pruner");
+        let pruned = pruner.prune().await.expect("prune");
+        assert_eq!(pruned.get("payload"), Some(&1), "{}: {pruned:?}", env.name);
+        assert_eq!(pruned.get("delivery"), Some(&0), "{}: rows are kept 30 days: {pruned:?}", env.name);
         assert_eq!(kept(&env.store).await, None, "{}", env.name);
+        assert!(compozy_webhooks::deliveries::get_with_payload(&env.store, &id).await.expect("read").is_some());
     }
 }
