@@ -210,8 +210,8 @@ impl Inner {
     /// restarted, or evicted from a full in-process cache): the cache learns it for the rest of
     /// the TTL.
     async fn remember_duplicate(&self, hook: &WebhookTrigger, cache_key: &str, stored_at: i64) {
-        let ttl_ms = i64::try_from(self.dedupe_ttl(hook).as_millis()).unwrap_or(i64::MAX);
-        let left = u64::try_from(stored_at.saturating_add(ttl_ms).saturating_sub(unix_ms())).unwrap_or(0);
+        let left = u64::try_from(stored_at.saturating_add(self.dedupe_ttl_ms(hook)).saturating_sub(unix_ms()));
+        let left = left.unwrap_or(0);
         if let Err(e) = dedupe::succeeded(&self.cache, cache_key, Duration::from_millis(left.max(1))).await {
             tracing::warn!(source = hook.source(), error = %e, "webhook dedupe mark not updated");
         }
@@ -222,8 +222,11 @@ impl Inner {
     /// outlives the engine's processes, so it remains the record there (the read per batch cost
     /// a fifth of the accepted deliveries on PostgreSQL).
     fn log_window(&self, hook: &WebhookTrigger) -> Option<i64> {
-        let ttl = i64::try_from(self.dedupe_ttl(hook).as_millis()).unwrap_or(i64::MAX);
-        matches!(self.cache, Cache::Memory(_)).then(|| unix_ms().saturating_sub(ttl))
+        matches!(self.cache, Cache::Memory(_)).then(|| unix_ms().saturating_sub(self.dedupe_ttl_ms(hook)))
+    }
+
+    fn dedupe_ttl_ms(&self, hook: &WebhookTrigger) -> i64 {
+        i64::try_from(self.dedupe_ttl(hook).as_millis()).unwrap_or(i64::MAX)
     }
 
     fn dedupe_ttl(&self, hook: &WebhookTrigger) -> Duration {
